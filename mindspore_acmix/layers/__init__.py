@@ -1,0 +1,4 @@
+"""Network layers."""
+from .acmix import ACmix
+
+__all__ = ["ACmix"]

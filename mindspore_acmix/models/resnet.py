@@ -1,0 +1,163 @@
+"""Bottleneck ResNets (torchvision v1.5: the stride sits in the 3x3 position) with the
+3x3 convolution either plain or replaced by ACmix, as in the official ACmix_ResNet.
+
+Names mirror the official modules (conv1, bn1, layer1.0.conv2.rate1, downsample.0, fc),
+so official weights map one to one (see mindspore_acmix.convert).
+"""
+from mindspore import nn
+from mindspore.common.initializer import HeNormal, One, Zero, initializer
+
+from ..layers import ACmix
+from ..registry import register_model
+
+
+def conv1x1(in_planes, out_planes, stride=1):
+    return nn.Conv2d(in_planes, out_planes, 1, stride=stride, has_bias=False)
+
+
+def conv3x3(in_planes, out_planes, stride=1, dilation=1):
+    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, pad_mode="pad", padding=dilation,
+                     dilation=dilation, has_bias=False)
+
+
+class Bottleneck(nn.Cell):
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None, dilation=1, acmix=None):
+        """acmix: None for a plain 3x3 convolution, else ACmix keyword arguments
+        (kernel_att, head, kernel_conv, dep_conv_init, attn_impl)."""
+        super().__init__()
+        width = planes
+        self.conv1 = conv1x1(inplanes, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        if acmix is None:
+            self.conv2 = conv3x3(width, width, stride, dilation)
+        else:
+            self.conv2 = ACmix(width, width, stride=stride, dilation=dilation, **acmix)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU()
+        self.downsample = downsample
+
+    def construct(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Cell):
+    """Bottleneck ResNet; `acmix` (ACmix keyword arguments) swaps every 3x3 for ACmix.
+
+    Initialisation follows the official code (Kaiming normal, fan_out, on every
+    convolution; BatchNorm 1 and 0) except that ACmix's dep_conv keeps the shift kernels
+    and rates stay 0.5, as the paper intends; `dep_conv_init="kaiming"` in `acmix`
+    reproduces the official re-initialisation of dep_conv.
+    """
+
+    def __init__(self, layers, num_classes=1000, acmix=None, zero_init_residual=False):
+        super().__init__()
+        if len(layers) != 4 or any(not isinstance(n, int) or n < 1 for n in layers):
+            raise ValueError(f"layers must be four positive block counts, got {layers!r}")
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        self.acmix = dict(acmix) if acmix is not None else None
+        self.num_classes = num_classes
+        self.num_features = 512 * Bottleneck.expansion
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, pad_mode="pad", padding=3, has_bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool2d(3, 2, pad_mode="pad", padding=1)
+        self.layer1 = self._make_layer(64, layers[0])
+        self.layer2 = self._make_layer(128, layers[1], stride=2)
+        self.layer3 = self._make_layer(256, layers[2], stride=2)
+        self.layer4 = self._make_layer(512, layers[3], stride=2)
+        self.fc = nn.Dense(self.num_features, num_classes)
+        self._init_weights(zero_init_residual)
+
+    def _make_layer(self, planes, blocks, stride=1):
+        downsample = None
+        if stride != 1 or self.inplanes != planes * Bottleneck.expansion:
+            downsample = nn.SequentialCell([conv1x1(self.inplanes, planes * Bottleneck.expansion,
+                                                    stride),
+                                            nn.BatchNorm2d(planes * Bottleneck.expansion)])
+        cells = [Bottleneck(self.inplanes, planes, stride, downsample, acmix=self.acmix)]
+        self.inplanes = planes * Bottleneck.expansion
+        cells += [Bottleneck(self.inplanes, planes, acmix=self.acmix) for _ in range(1, blocks)]
+        return nn.SequentialCell(cells)
+
+    def _init_weights(self, zero_init_residual):
+        keep_shift = self.acmix is not None and self.acmix.get("dep_conv_init", "shift") == "shift"
+        for name, cell in self.cells_and_names():
+            if isinstance(cell, nn.Conv2d):
+                if keep_shift and name.endswith("dep_conv"):
+                    continue
+                cell.weight.set_data(initializer(HeNormal(mode="fan_out", nonlinearity="relu"),
+                                                 cell.weight.shape, cell.weight.dtype))
+            elif isinstance(cell, nn.BatchNorm2d):
+                cell.gamma.set_data(initializer(One(), cell.gamma.shape, cell.gamma.dtype))
+                cell.beta.set_data(initializer(Zero(), cell.beta.shape, cell.beta.dtype))
+        if zero_init_residual:
+            for _, cell in self.cells_and_names():
+                if isinstance(cell, Bottleneck):
+                    cell.bn3.gamma.set_data(initializer(Zero(), cell.bn3.gamma.shape))
+
+    def forward_features(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward_head(self, x):
+        # mean over H, W rather than AdaptiveAvgPool2d, which ONNX export lacks
+        return self.fc(x.mean(axis=(2, 3)))
+
+    def construct(self, x):
+        return self.forward_head(self.forward_features(x))
+
+
+class ACmixResNet(ResNet):
+    """ResNet whose every bottleneck 3x3 is ACmix(width, width, k_att, head, k_conv, stride)."""
+
+    def __init__(self, layers, k_att=7, head=4, k_conv=3, num_classes=1000,
+                 dep_conv_init="shift", attn_impl="auto", zero_init_residual=False):
+        super().__init__(layers, num_classes,
+                         acmix=dict(kernel_att=k_att, head=head, kernel_conv=k_conv,
+                                    dep_conv_init=dep_conv_init, attn_impl=attn_impl),
+                         zero_init_residual=zero_init_residual)
+
+
+DEPTHS = {26: [1, 2, 4, 1], 38: [2, 3, 5, 2], 50: [3, 4, 6, 3]}
+
+
+@register_model
+def acmix_resnet26(num_classes=1000, **kwargs):
+    return ACmixResNet(DEPTHS[26], num_classes=num_classes, **kwargs)
+
+
+@register_model
+def acmix_resnet38(num_classes=1000, **kwargs):
+    return ACmixResNet(DEPTHS[38], num_classes=num_classes, **kwargs)
+
+
+@register_model
+def acmix_resnet50(num_classes=1000, **kwargs):
+    return ACmixResNet(DEPTHS[50], num_classes=num_classes, **kwargs)
+
+
+@register_model
+def resnet26(num_classes=1000, **kwargs):
+    return ResNet(DEPTHS[26], num_classes=num_classes, **kwargs)
+
+
+@register_model
+def resnet38(num_classes=1000, **kwargs):
+    return ResNet(DEPTHS[38], num_classes=num_classes, **kwargs)
+
+
+@register_model
+def resnet50(num_classes=1000, **kwargs):
+    return ResNet(DEPTHS[50], num_classes=num_classes, **kwargs)

@@ -1,0 +1,6 @@
+"""Operators shared by the layers: shifts, reflection padding, local attention."""
+from .local_attention import LOCAL_ATTENTION, get_local_attention, local_attention_unfold
+from .shift import pad_axis, reflect_pad2d, shift2d, shift_axis
+
+__all__ = ["shift2d", "shift_axis", "pad_axis", "reflect_pad2d",
+           "get_local_attention", "local_attention_unfold", "LOCAL_ATTENTION"]
