@@ -1,5 +1,39 @@
-"""Evaluate a checkpoint. Delivered by issue 3 (training and evaluation)."""
+"""Evaluate a checkpoint on the validation split; the last line of standard output is a JSON
+object with top1, top5, loss and num_samples.
+
+    python eval.py                        # the default run's best checkpoint
+    python eval.py --config C --checkpoint P
+"""
+import json
+import os
 import sys
 
+from mindspore_acmix import cli
+from mindspore_acmix.checkpoint import load_network_checkpoint
+from mindspore_acmix.data.pipeline import ImageFolderSplit
+from mindspore_acmix.engine.trainer import Evaluator, build_network
+from mindspore_acmix.runtime import setup_runtime
+
+
+def main(argv):
+    parser = cli.parser("Evaluate a checkpoint: top-1, top-5 and loss on the validation set.")
+    cli.add_config_arguments(parser)
+    parser.add_argument("--checkpoint", help="default: best.ckpt in the config's output_dir")
+    parser.add_argument("--batch-size", type=int)
+    args = parser.parse_args(argv)
+    # a checkpoint written by train.py has its resolved config beside it
+    beside = args.checkpoint and os.path.join(os.path.dirname(args.checkpoint), "config.yaml")
+    cfg = cli.resolve_config(args, {"batch_size": "batch_size"},
+                             beside if beside and os.path.isfile(beside) else None)
+    checkpoint = args.checkpoint or os.path.join(cfg["output_dir"], "best.ckpt")
+    setup_runtime(cfg["device"])
+    net = load_network_checkpoint(build_network(cfg), checkpoint)
+    metrics = Evaluator(net, ImageFolderSplit(cfg, "val"), world=1).run()
+    print(f"{checkpoint}: top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f}, "
+          f"loss {metrics['loss']:.4f} on {metrics['num_samples']} images", file=sys.stderr)
+    print(json.dumps(metrics), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit("eval.py is not implemented yet: issue 3 (training and evaluation) delivers it.")
+    sys.exit(cli.run(main))

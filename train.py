@@ -1,5 +1,37 @@
-"""Train a registered model. Delivered by issue 3 (training and evaluation)."""
+"""Train a registered model from a YAML recipe.
+
+    python train.py                       # ACmix-ResNet-tiny on the built-in digits data (CPU)
+    python train.py --config configs/imagenet/acmix_resnet50.yaml --set data_dir=/data/imagenet
+"""
 import sys
 
+from mindspore_acmix import cli
+from mindspore_acmix.engine.trainer import Trainer, TrainingError
+from mindspore_acmix.runtime import setup_runtime
+
+FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "output_dir": "output_dir",
+         "seed": "seed", "amp_level": "amp_level"}
+
+
+def main(argv):
+    parser = cli.parser("Train an ACmix (or baseline) model.")
+    cli.add_config_arguments(parser)
+    parser.add_argument("--epochs", type=int, help="total epochs of the run")
+    parser.add_argument("--batch-size", type=int, help="images per device per step")
+    parser.add_argument("--output-dir", help="checkpoints, metrics.jsonl, curves.png, config.yaml")
+    parser.add_argument("--resume", help="'auto' (newest valid checkpoint in the output dir) "
+                        "or a checkpoint path; the run finishes its planned epochs")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--amp-level", choices=("auto", "O0", "O1", "O2", "O3"))
+    parser.add_argument("--stop-after", type=int, metavar="N",
+                        help="stop after N epochs in this invocation (resume later)")
+    args = parser.parse_args(argv)
+    cfg = cli.resolve_config(args, FLAGS)
+    device = setup_runtime(cfg["device"])
+    best = Trainer(cfg, device, resume=args.resume, stop_after=args.stop_after).fit()
+    print(f"best val top-1 {best:.4f}; outputs in {cfg['output_dir']}", flush=True)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit("train.py is not implemented yet: issue 3 (training and evaluation) delivers it.")
+    sys.exit(cli.run(main, extra_errors=(TrainingError,)))

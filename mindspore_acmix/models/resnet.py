@@ -53,30 +53,41 @@ class Bottleneck(nn.Cell):
 class ResNet(nn.Cell):
     """Bottleneck ResNet; `acmix` (ACmix keyword arguments) swaps every 3x3 for ACmix.
 
+    `width` is the first stage's planes (64 in the ImageNet models; stages double it), and
+    `small_stem` replaces the 7x7/2 convolution and max-pool by one 3x3/1 convolution, for
+    small inputs such as 32x32, where the ImageNet stem would leave stage 4 at 1x1.
+
     Initialisation follows the official code (Kaiming normal, fan_out, on every
     convolution; BatchNorm 1 and 0) except that ACmix's dep_conv keeps the shift kernels
     and rates stay 0.5, as the paper intends; `dep_conv_init="kaiming"` in `acmix`
     reproduces the official re-initialisation of dep_conv.
     """
 
-    def __init__(self, layers, num_classes=1000, acmix=None, zero_init_residual=False):
+    def __init__(self, layers, num_classes=1000, acmix=None, zero_init_residual=False, width=64,
+                 small_stem=False):
         super().__init__()
         if len(layers) != 4 or any(not isinstance(n, int) or n < 1 for n in layers):
             raise ValueError(f"layers must be four positive block counts, got {layers!r}")
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        for name, value in (("num_classes", num_classes), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.acmix = dict(acmix) if acmix is not None else None
         self.num_classes = num_classes
-        self.num_features = 512 * Bottleneck.expansion
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, pad_mode="pad", padding=3, has_bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.num_features = 8 * width * Bottleneck.expansion
+        self.inplanes = width
+        if small_stem:
+            self.conv1 = conv3x3(3, width)
+            self.maxpool = nn.Identity()
+        else:
+            self.conv1 = nn.Conv2d(3, width, 7, stride=2, pad_mode="pad", padding=3,
+                                   has_bias=False)
+            self.maxpool = nn.MaxPool2d(3, 2, pad_mode="pad", padding=1)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(3, 2, pad_mode="pad", padding=1)
-        self.layer1 = self._make_layer(64, layers[0])
-        self.layer2 = self._make_layer(128, layers[1], stride=2)
-        self.layer3 = self._make_layer(256, layers[2], stride=2)
-        self.layer4 = self._make_layer(512, layers[3], stride=2)
+        self.layer1 = self._make_layer(width, layers[0])
+        self.layer2 = self._make_layer(2 * width, layers[1], stride=2)
+        self.layer3 = self._make_layer(4 * width, layers[2], stride=2)
+        self.layer4 = self._make_layer(8 * width, layers[3], stride=2)
         self.fc = nn.Dense(self.num_features, num_classes)
         self._init_weights(zero_init_residual)
 
@@ -123,11 +134,11 @@ class ACmixResNet(ResNet):
     """ResNet whose every bottleneck 3x3 is ACmix(width, width, k_att, head, k_conv, stride)."""
 
     def __init__(self, layers, k_att=7, head=4, k_conv=3, num_classes=1000,
-                 dep_conv_init="shift", attn_impl="auto", zero_init_residual=False):
+                 dep_conv_init="shift", attn_impl="auto", **resnet_kwargs):
         super().__init__(layers, num_classes,
                          acmix=dict(kernel_att=k_att, head=head, kernel_conv=k_conv,
                                     dep_conv_init=dep_conv_init, attn_impl=attn_impl),
-                         zero_init_residual=zero_init_residual)
+                         **resnet_kwargs)
 
 
 DEPTHS = {26: [1, 2, 4, 1], 38: [2, 3, 5, 2], 50: [3, 4, 6, 3]}
@@ -161,3 +172,16 @@ def resnet38(num_classes=1000, **kwargs):
 @register_model
 def resnet50(num_classes=1000, **kwargs):
     return ResNet(DEPTHS[50], num_classes=num_classes, **kwargs)
+
+
+@register_model
+def acmix_resnet_tiny(num_classes=1000, **kwargs):
+    """For 32x32 inputs (the built-in digits run): one block per stage, width 16, 3x3 stem."""
+    return ACmixResNet([1, 1, 1, 1], num_classes=num_classes, width=16, small_stem=True,
+                       **kwargs)
+
+
+@register_model
+def resnet_tiny(num_classes=1000, **kwargs):
+    """The plain-convolution twin of acmix_resnet_tiny."""
+    return ResNet([1, 1, 1, 1], num_classes=num_classes, width=16, small_stem=True, **kwargs)

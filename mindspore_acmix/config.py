@@ -1,0 +1,228 @@
+"""Training configuration: one flat YAML recipe per model, validated strictly.
+
+Every key is declared in SCHEMA with its type, default and allowed values, so an unknown
+key, a wrong type or an impossible value is one clear ConfigError before any heavy work.
+Command-line flags override the file; the resolved config is saved next to the outputs.
+"""
+import difflib
+import math
+import os
+
+import yaml
+
+from .registry import is_model, list_models
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be run."""
+
+
+class Field:
+    """One config key: `kind` is int, float, bool, str, list or dict; `check(value)` returns
+    an error text or None; `nullable` admits null."""
+
+    def __init__(self, kind, default, doc, check=None, nullable=False, choices=None):
+        self.kind, self.default, self.doc = kind, default, doc
+        self.check, self.nullable, self.choices = check, nullable, choices
+
+
+def positive(v):
+    return None if v > 0 else "must be > 0"
+
+
+def non_negative(v):
+    return None if v >= 0 else "must be >= 0"
+
+
+def probability(v):
+    return None if 0 <= v <= 1 else "must be between 0 and 1"
+
+
+def pair_in_unit(v):
+    if len(v) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        return "must be a list of two numbers"
+    return None if 0 < v[0] <= v[1] <= 1 else "must satisfy 0 < low <= high <= 1"
+
+
+def positive_pair(v):
+    if len(v) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        return "must be a list of two numbers"
+    return None if 0 < v[0] <= v[1] else "must satisfy 0 < low <= high"
+
+
+def three_numbers(v):
+    if len(v) != 3 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        return "must be a list of three numbers"
+    return None
+
+
+def three_positive(v):
+    return three_numbers(v) or (None if all(x > 0 for x in v) else "must all be > 0")
+
+
+def registered_model(v):
+    return None if is_model(v) else (
+        f"is not a registered model; known models: {', '.join(list_models())}")
+
+
+IMAGENET_MEAN = [123.675, 116.28, 103.53]
+IMAGENET_STD = [58.395, 57.12, 57.375]
+
+SCHEMA = {
+    # model
+    "model": Field(str, None, "registered model name", registered_model),
+    "model_kwargs": Field(dict, {}, "extra keyword arguments of the model (e.g. attn_impl)"),
+    "num_classes": Field(int, None, "classes of the classifier head", positive),
+    # data
+    "dataset": Field(str, "imagefolder", "digits (built in) or imagefolder",
+                     choices=("digits", "imagefolder")),
+    "data_dir": Field(str, None, "imagefolder root holding train/ and val/; for digits, where "
+                      "the tree is written (null: the user cache)", nullable=True),
+    "image_size": Field(int, 224, "train crop and eval crop size", positive),
+    "eval_resize": Field(int, 256, "eval: resize the short side to this, then center crop",
+                         positive),
+    "crop_scale": Field(list, [0.08, 1.0], "RandomResizedCrop area range", pair_in_unit),
+    "crop_ratio": Field(list, [0.75, 1.3333333], "RandomResizedCrop aspect range",
+                        positive_pair),
+    "hflip": Field(float, 0.5, "probability of a horizontal flip", probability),
+    "interpolation": Field(str, "bilinear", "resize interpolation",
+                           choices=("bilinear", "bicubic")),
+    "mean": Field(list, IMAGENET_MEAN, "per-channel mean on the 0-255 scale", three_numbers),
+    "std": Field(list, IMAGENET_STD, "per-channel std on the 0-255 scale", three_positive),
+    "mixup": Field(float, 0.0, "mixup alpha (0: off)", non_negative),
+    "cutmix": Field(float, 0.0, "cutmix alpha (0: off)", non_negative),
+    "label_smoothing": Field(float, 0.1, "label smoothing", lambda v: None if 0 <= v < 1 else
+                             "must be in [0, 1)"),
+    "num_workers": Field(int, 4, "data pipeline workers", positive),
+    "skip_bad_images": Field(bool, True, "skip unreadable images (counted in the log) instead "
+                             "of stopping"),
+    # optimisation
+    "batch_size": Field(int, 128, "images per device per step", positive),
+    "epochs": Field(int, 90, "epochs of the whole run (a resumed run finishes these)", positive),
+    "optimizer": Field(str, "momentum", "momentum (SGD) or adamw",
+                       choices=("momentum", "adamw")),
+    "lr": Field(float, 0.1, "peak learning rate for lr_batch_size images per step", positive),
+    "lr_batch_size": Field(int, 256, "the lr is scaled linearly from this to the global batch",
+                           positive),
+    "momentum": Field(float, 0.9, "SGD momentum", probability),
+    "nesterov": Field(bool, False, "Nesterov momentum"),
+    "betas": Field(list, [0.9, 0.999], "AdamW betas", lambda v: None if len(v) == 2 and all(
+        isinstance(b, (int, float)) and 0 <= b < 1 for b in v) else "must be two numbers in "
+        "[0, 1)"),
+    "weight_decay": Field(float, 1e-4, "weight decay (never on norms, biases, ACmix rates, "
+                          "position tables)", non_negative),
+    "warmup_epochs": Field(float, 5.0, "linear warmup length in epochs", non_negative),
+    "warmup_start_factor": Field(float, 0.25, "warmup starts at lr * this", probability),
+    "min_lr": Field(float, 0.0, "cosine floor (absolute, after lr scaling)", non_negative),
+    "clip_grad_norm": Field(float, None, "clip gradients to this global norm", positive,
+                            nullable=True),
+    "amp_level": Field(str, "auto", "O0 (fp32) | O1 | O2 | O3 | auto (O2 on Ascend/GPU, "
+                       "O0 on CPU)", choices=("auto", "O0", "O1", "O2", "O3")),
+    # run
+    "device": Field(str, "auto", "Ascend | GPU | CPU | auto (what is available)",
+                    choices=("auto", "Ascend", "GPU", "CPU")),
+    "seed": Field(int, 0, "seed of weights, data order and augmentation", non_negative),
+    "output_dir": Field(str, "outputs/run", "checkpoints, logs and the resolved config"),
+    "keep_checkpoints": Field(int, 3, "epoch checkpoints kept besides last and best", positive),
+    "log_interval": Field(int, 20, "steps between progress lines in non-interactive logs",
+                          positive),
+}
+
+REQUIRED = ("model", "num_classes")
+
+
+def _type_name(kind):
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+            list: "a list", dict: "a mapping"}[kind]
+
+
+def check_value(key, value, source="config"):
+    """The value, type-checked and range-checked (ints are accepted as floats)."""
+    field = SCHEMA[key]
+    if value is None:
+        if field.nullable or (field.default is None and key not in REQUIRED):
+            return None
+        raise ConfigError(f"{source}: {key} must not be null")
+    ok = (isinstance(value, field.kind) and not (field.kind is int and isinstance(value, bool))
+          or field.kind is float and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{source}: {key} must be {_type_name(field.kind)}, got {value!r} "
+                          f"({type(value).__name__})")
+    if field.kind is float:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{source}: {key} must be finite, got {value}")
+    if field.choices is not None and value not in field.choices:
+        raise ConfigError(f"{source}: {key} must be one of {', '.join(field.choices)}, "
+                          f"got {value!r}")
+    problem = field.check(value) if field.check else None
+    if problem:
+        raise ConfigError(f"{source}: {key} {problem}, got {value!r}")
+    return value
+
+
+def _unknown(key, source):
+    close = difflib.get_close_matches(str(key), SCHEMA, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ConfigError(f"{source}: unknown key {key!r}{hint}")
+
+
+def read_yaml(path):
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def parse_override(text):
+    """'key=value' with the value read as YAML (so 0.1, true, [1, 2] and null work)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set expects key=value, got {text!r}")
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text}: the value is not valid YAML: {exc}") from None
+
+
+def resolve(path=None, overrides=()):
+    """Defaults, then the file, then (key, value) overrides: a validated dict of every key."""
+    cfg = {k: f.default for k, f in SCHEMA.items()}
+    layers = []
+    if path is not None:
+        layers.append((path, read_yaml(path).items()))
+    layers.append(("command line", overrides))
+    for source, items in layers:
+        for key, value in items:
+            if key not in SCHEMA:
+                raise _unknown(key, source)
+            cfg[key] = check_value(key, value, source)
+    for key in REQUIRED:
+        if cfg[key] is None:
+            raise ConfigError(f"{path or 'config'}: {key} is required")
+    if cfg["dataset"] == "imagefolder" and not cfg["data_dir"]:
+        raise ConfigError(f"{path or 'config'}: dataset imagefolder needs data_dir "
+                          "(a folder holding train/ and val/)")
+    if cfg["dataset"] == "digits" and cfg["num_classes"] != 10:
+        raise ConfigError(f"{path or 'config'}: the digits data has 10 classes, "
+                          f"num_classes is {cfg['num_classes']}")
+    if cfg["eval_resize"] < cfg["image_size"]:
+        raise ConfigError(f"{path or 'config'}: eval_resize ({cfg['eval_resize']}) must be at "
+                          f"least image_size ({cfg['image_size']})")
+    return cfg
+
+
+def save(cfg, path):
+    """Write the resolved config (atomically) so a run can be reproduced from its outputs."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(cfg, fh, sort_keys=False)
+    os.replace(tmp, path)

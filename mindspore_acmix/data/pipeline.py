@@ -1,0 +1,141 @@
+"""ImageFolder pipelines (`<root>/train/<class>/*`, `<root>/val/<class>/*`) through
+mindspore.dataset, with the standard ImageNet train and eval transforms.
+
+Data order is an explicit permutation per (seed, epoch), sharded by rank, and the
+augmentation seed is set per epoch, so that a run resumed at an epoch boundary sees
+exactly the batches the uninterrupted run would have seen.
+"""
+import os
+import threading
+
+import numpy as np
+import mindspore as ms
+import mindspore.dataset as ds
+import mindspore.dataset.transforms as T
+import mindspore.dataset.vision as V
+
+from .digits import ensure_digits
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class DataError(ValueError):
+    """A dataset folder that cannot be used."""
+
+
+def dataset_root(cfg):
+    """The ImageFolder root of a config, writing the built-in digits tree on first use."""
+    if cfg["dataset"] == "digits":
+        return ensure_digits(cfg["data_dir"])
+    return cfg["data_dir"]
+
+
+def split_classes(root, split):
+    """Sorted class folder names of `root/split` (ImageFolderDataset's label order)."""
+    folder = os.path.join(root, split)
+    if not os.path.isdir(folder):
+        raise DataError(f"dataset folder {folder} does not exist (expected {root}/{split}/"
+                        "<class>/<image>)")
+    classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    images = sum(1 for c in classes for f in os.listdir(os.path.join(folder, c))
+                 if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not classes or images == 0:
+        raise DataError(f"dataset folder {folder} holds no images in class sub-folders")
+    return classes
+
+
+class SampleCounter:
+    """Counts samples that made it through decoding (a pass-through map on the label)."""
+
+    def __init__(self):
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, label):
+        with self._lock:
+            self.count += 1
+        return label
+
+
+def _interpolation(name):
+    return {"bilinear": V.Inter.BILINEAR, "bicubic": V.Inter.BICUBIC}[name]
+
+
+def epoch_indices(num_samples, seed, epoch, rank, world, shuffle):
+    """This rank's sample indices for one epoch: a (seed, epoch) permutation cut into equal
+    shards (the tail that does not divide evenly is left out of that epoch)."""
+    order = (np.random.default_rng([seed, epoch]).permutation(num_samples) if shuffle
+             else np.arange(num_samples))
+    if not shuffle:
+        return order[rank::world].tolist()  # evaluation: every sample once, shards may differ
+    per_rank = num_samples // world
+    return order[: per_rank * world][rank::world].tolist()
+
+
+class ImageFolderSplit:
+    """One split of an ImageFolder tree with its transforms; `epoch(e)` builds that epoch's
+    batched dataset for this rank."""
+
+    def __init__(self, cfg, split, rank=0, world=1):
+        self.cfg, self.split, self.rank, self.world = cfg, split, rank, world
+        self.train = split == "train"
+        self.root = dataset_root(cfg)
+        self.classes = split_classes(self.root, split)
+        if len(self.classes) != cfg["num_classes"]:
+            raise DataError(f"{self.root}/{split} has {len(self.classes)} class folders but "
+                            f"num_classes is {cfg['num_classes']}")
+        self.num_samples = ds.ImageFolderDataset(os.path.join(self.root, split)).get_dataset_size()
+        self.counter = SampleCounter()
+        self.indices = epoch_indices(self.num_samples, cfg["seed"], 0, rank, world, self.train)
+        if self.train and len(self.indices) < cfg["batch_size"]:
+            raise DataError(f"{self.root}/train has {self.num_samples} images: fewer than one "
+                            f"batch of {cfg['batch_size']} per device")
+
+    @property
+    def steps_per_epoch(self):
+        if self.train:
+            return len(self.indices) // self.cfg["batch_size"]
+        return -(-len(self.indices) // self.cfg["batch_size"])
+
+    def transforms(self):
+        cfg = self.cfg
+        normalize = [V.Normalize(cfg["mean"], cfg["std"]), V.HWC2CHW()]
+        inter = _interpolation(cfg["interpolation"])
+        if self.train:
+            ops = [V.Decode(), V.RandomResizedCrop(cfg["image_size"], tuple(cfg["crop_scale"]),
+                                                   tuple(cfg["crop_ratio"]), inter)]
+            if cfg["hflip"] > 0:
+                ops.append(V.RandomHorizontalFlip(cfg["hflip"]))
+            return ops + normalize
+        return [V.Decode(), V.Resize(cfg["eval_resize"], inter),
+                V.CenterCrop(cfg["image_size"])] + normalize
+
+    def epoch(self, epoch):
+        """Batches of one epoch: dicts with "image" (N, 3, S, S) float32 and "label"
+        (int32, or float32 one-hot mixed when mixup/cutmix is on)."""
+        cfg = self.cfg
+        ds.config.set_seed(cfg["seed"] * 100_003 + epoch)
+        ds.config.set_error_samples_mode(ds.config.ErrorSamplesMode.SKIP if cfg["skip_bad_images"]
+                                         else ds.config.ErrorSamplesMode.RETURN)
+        indices = epoch_indices(self.num_samples, cfg["seed"], epoch, self.rank, self.world,
+                                self.train)
+        data = ds.ImageFolderDataset(os.path.join(self.root, self.split),
+                                     sampler=ds.SubsetSampler(indices))
+        workers = cfg["num_workers"]
+        data = data.map(self.transforms(), "image", num_parallel_workers=workers)
+        data = data.map(self.counter, "label", python_multiprocessing=False)
+        data = data.batch(cfg["batch_size"], drop_remainder=self.train)
+        if self.train and (cfg["mixup"] > 0 or cfg["cutmix"] > 0):
+            data = data.map([T.OneHot(cfg["num_classes"]), T.TypeCast(ms.float32)], "label")
+            mixers = []
+            if cfg["mixup"] > 0:
+                mixers.append(V.MixUpBatch(cfg["mixup"]))
+            if cfg["cutmix"] > 0:
+                mixers.append(V.CutMixBatch(V.ImageBatchFormat.NCHW, cfg["cutmix"]))
+            mix = mixers[0] if len(mixers) == 1 else T.RandomChoice(mixers)
+            data = data.map(mix, ["image", "label"])
+        return data
+
+    def expected_samples(self):
+        """Samples one epoch should deliver on this rank if no image is skipped."""
+        return len(self.indices)

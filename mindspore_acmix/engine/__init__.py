@@ -1,0 +1,1 @@
+"""Training engine: optimizer and schedule, data-parallel helpers, the train/eval loops."""

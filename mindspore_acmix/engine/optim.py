@@ -1,0 +1,61 @@
+"""Learning-rate schedule, weight-decay groups and optimizers."""
+import math
+
+import numpy as np
+from mindspore import Tensor, nn
+
+# parameters that take no weight decay besides 1-D ones (norms, biases, ACmix rates)
+NO_DECAY_KEYWORDS = ("relative_position_bias_table", "pos_embed", "cls_token")
+
+
+def scaled_lr(cfg, world):
+    """Peak lr for the global batch, scaled linearly from lr_batch_size."""
+    return cfg["lr"] * cfg["batch_size"] * world / cfg["lr_batch_size"]
+
+
+def lr_schedule(cfg, steps_per_epoch, world):
+    """Per-step learning rates of the whole run: linear warmup from warmup_start_factor * lr,
+    then cosine to min_lr."""
+    peak = scaled_lr(cfg, world)
+    total = cfg["epochs"] * steps_per_epoch
+    warmup = min(int(round(cfg["warmup_epochs"] * steps_per_epoch)), total)
+    lrs = np.empty(total, np.float64)
+    start = cfg["warmup_start_factor"]
+    for t in range(total):
+        if t < warmup:
+            lrs[t] = peak * (start + (1 - start) * t / warmup)
+        else:
+            progress = (t - warmup) / max(1, total - warmup)
+            lrs[t] = cfg["min_lr"] + 0.5 * (peak - cfg["min_lr"]) * (1 + math.cos(math.pi * progress))
+    return lrs.astype(np.float32)
+
+
+def takes_decay(param):
+    return param.ndim > 1 and not any(k in param.name for k in NO_DECAY_KEYWORDS)
+
+
+def param_groups(net, weight_decay):
+    params = net.trainable_params()
+    decay = [p for p in params if takes_decay(p)]
+    no_decay = [p for p in params if not takes_decay(p)]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+            {"order_params": params}]
+
+
+def build_optimizer(cfg, net, lrs):
+    groups = param_groups(net, cfg["weight_decay"])
+    lr = Tensor(lrs)
+    if cfg["optimizer"] == "adamw":
+        return nn.AdamWeightDecay(groups, learning_rate=lr, beta1=cfg["betas"][0],
+                                  beta2=cfg["betas"][1], eps=1e-8)
+    return nn.Momentum(groups, learning_rate=lr, momentum=cfg["momentum"],
+                       use_nesterov=cfg["nesterov"])
+
+
+def optimizer_state(opt, net):
+    """The optimizer's own parameters (step, moments), without the network's and without the
+    learning-rate table, which the config rebuilds."""
+    net_names = {p.name for p in net.get_parameters()}
+    return [p for p in opt.get_parameters()
+            if p.name not in net_names and p.name != "learning_rate"]

@@ -1,0 +1,91 @@
+"""What a run tells its user: a live progress line, metrics.jsonl and a PNG of the curves."""
+import json
+import os
+import sys
+import time
+
+
+class Progress:
+    """A live line (epoch, step, loss, lr, images/s, ETA): rewritten in place on a terminal,
+    one line every log_interval steps otherwise."""
+
+    def __init__(self, cfg, steps_per_epoch, world, log=print):
+        self.cfg, self.steps, self.world, self.log = cfg, steps_per_epoch, world, log
+        self.tty = sys.stdout.isatty()
+        self.start = None
+        self.done = 0
+
+    def update(self, epoch, step, loss, lr):
+        now = time.time()
+        if self.start is None or step == 1:
+            self.start, self.done = now, 0
+        self.done += 1
+        rate = self.done * self.cfg["batch_size"] * self.world / max(now - self.start, 1e-9)
+        remaining = (self.cfg["epochs"] - epoch - 1) * self.steps + (self.steps - step)
+        eta = remaining * self.cfg["batch_size"] * self.world / max(rate, 1e-9)
+        line = (f"epoch {epoch + 1}/{self.cfg['epochs']} step {step}/{self.steps} "
+                f"loss {loss:.4f} lr {lr:.3e} {rate:.1f} img/s ETA {format_seconds(eta)}")
+        if self.tty:
+            print("\r" + line, end="", flush=True)
+        elif step % self.cfg["log_interval"] == 0 or step == self.steps:
+            self.log(line)
+
+    def end_epoch(self, record):
+        if self.tty:
+            print()
+        self.log(f"epoch {record['epoch']}/{self.cfg['epochs']}: train loss "
+                 f"{record['train_loss']:.4f}, val top-1 {record['val_top1']:.4f}, top-5 "
+                 f"{record['val_top5']:.4f}, loss {record['val_loss']:.4f} "
+                 f"({record['epoch_time_s']:.1f} s)")
+
+
+def format_seconds(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class MetricsLog:
+    """Per-epoch records in metrics.jsonl (one JSON object a line) and curves.png."""
+
+    def __init__(self, out):
+        self.path = os.path.join(out, "metrics.jsonl")
+        self.plot_path = os.path.join(out, "curves.png")
+
+    def records(self):
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+
+    def append(self, record):
+        # a resumed run rewrites the epochs it repeats, so the file holds each epoch once
+        kept = [r for r in self.records() if r["epoch"] < record["epoch"]] + [record]
+        tmp = f"{self.path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in kept)
+        os.replace(tmp, self.path)
+        self.plot(kept)
+
+    def plot(self, records):
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        epochs = [r["epoch"] for r in records]
+        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+        ax_loss.plot(epochs, [r["train_loss"] for r in records], "o-", label="train")
+        ax_loss.plot(epochs, [r["val_loss"] for r in records], "s-", label="val")
+        ax_loss.set_xlabel("epoch")
+        ax_loss.set_ylabel("loss")
+        ax_loss.legend()
+        ax_acc.plot(epochs, [r["val_top1"] for r in records], "o-", label="val top-1")
+        ax_acc.plot(epochs, [r["val_top5"] for r in records], "s-", label="val top-5")
+        ax_acc.set_xlabel("epoch")
+        ax_acc.set_ylabel("accuracy")
+        ax_acc.set_ylim(0, 1)
+        ax_acc.legend()
+        fig.tight_layout()
+        tmp = f"{self.plot_path}.tmp-{os.getpid()}.png"
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+        os.replace(tmp, self.plot_path)
