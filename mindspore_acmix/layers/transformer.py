@@ -1,4 +1,5 @@
-"""Pieces shared by the token models (Swin, PVT): MLP, stochastic depth, initialisation."""
+"""Pieces shared by the token models (Swin, PVT): patch embedding, MLP, stochastic depth,
+initialisation."""
 from mindspore import nn, ops
 from mindspore.common.initializer import TruncatedNormal, Zero, initializer
 
@@ -43,6 +44,22 @@ class Mlp(nn.Cell):
 
     def construct(self, x):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class PatchEmbed(nn.Cell):
+    """Non-overlapping patch x patch convolution to embed_dim channels, flattened to
+    (B, tokens, embed_dim), then LayerNorm (eps 1e-5 in both Swin and PVT) if `norm`."""
+
+    def __init__(self, patch_size, in_chans, embed_dim, norm=True):
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size,
+                              pad_mode="valid", has_bias=True)
+        self.norm = layer_norm(embed_dim) if norm else None
+
+    def construct(self, x):
+        x = self.proj(x)
+        x = x.reshape(x.shape[0], x.shape[1], -1).transpose(0, 2, 1)
+        return self.norm(x) if self.norm is not None else x
 
 
 def layer_norm(dim, eps=1e-5):

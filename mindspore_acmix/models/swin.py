@@ -18,8 +18,8 @@ import numpy as np
 from mindspore import Parameter, Tensor, nn
 
 from ..layers.acmix import _positive_int
-from ..layers.transformer import (DropPath, Mlp, _probability, init_transformer_weights,
-                                  layer_norm, linspace, trunc_normal_)
+from ..layers.transformer import (DropPath, Mlp, PatchEmbed, _probability,
+                                  init_transformer_weights, layer_norm, linspace, trunc_normal_)
 from ..layers.window_attention import WindowAttention, WindowAttentionACmix, _pair
 from ..ops.roll import roll2d
 from ..registry import register_model
@@ -36,21 +36,6 @@ def shifted_window_mask(h, w, window, shift):
     win = img.reshape(h // window, window, w // window, window).transpose(0, 2, 1, 3)
     win = win.reshape(-1, window * window)
     return np.where(win[:, None, :] != win[:, :, None], -100.0, 0.0).astype(np.float32)
-
-
-class PatchEmbed(nn.Cell):
-    """Non-overlapping patch x patch convolution to embed_dim channels, then optional norm."""
-
-    def __init__(self, img_size, patch_size, in_chans, embed_dim, patch_norm=True):
-        super().__init__()
-        self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size,
-                              pad_mode="valid", has_bias=True)
-        self.norm = layer_norm(embed_dim) if patch_norm else None
-
-    def construct(self, x):
-        x = self.proj(x)
-        x = x.reshape(x.shape[0], x.shape[1], -1).transpose(0, 2, 1)
-        return self.norm(x) if self.norm is not None else x
 
 
 class PatchMerging(nn.Cell):
@@ -186,7 +171,7 @@ class SwinTransformer(nn.Cell):
 
         self.img_size, self.num_classes, self.acmix = img_size, num_classes, acmix
         self.num_features = embed_dim * 2 ** (num_layers - 1)
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim, patch_norm)
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, patch_norm)
         self.absolute_pos_embed = None
         if ape:
             self.absolute_pos_embed = Parameter(

@@ -36,6 +36,7 @@ from mindspore import Tensor, nn
 from ..factory import count_params, create_model
 from ..layers.acmix import ACmix
 from ..layers.window_attention import CONV_KERNEL, WindowAttention, WindowAttentionACmix
+from ..models.pvt import PVTAttention, PVTAttentionACmix
 from ..registry import list_models
 
 CATEGORIES = ("conv", "linear", "attention", "acmix_conv", "norm")
@@ -89,6 +90,21 @@ def _window_attention_acmix(cell, inputs, output):
     return macs
 
 
+def _pvt_attention(cell, inputs, output):
+    b, n, c = output.shape
+    h, w = cell.resolution
+    keys = n if cell.sr_ratio == 1 else (h // cell.sr_ratio) * (w // cell.sr_ratio)
+    return {"attention": 2 * b * n * keys * c}
+
+
+def _pvt_attention_acmix(cell, inputs, output):
+    b, _, c = output.shape
+    h, w = cell.resolution
+    macs = _pvt_attention(cell, inputs, output)
+    macs["acmix_conv"] = b * token_conv_path_macs(c, cell.num_heads, h * w)
+    return macs
+
+
 # cell class -> (rule, children the rule counts itself)
 RULES = {
     nn.Conv2d: (_conv, ()),
@@ -97,6 +113,8 @@ RULES = {
     ACmix: (_acmix, ("fc", "dep_conv")),
     WindowAttention: (_window_attention, ()),
     WindowAttentionACmix: (_window_attention_acmix, ("fc", "dep_conv")),
+    PVTAttention: (_pvt_attention, ()),
+    PVTAttentionACmix: (_pvt_attention_acmix, ("fc", "dep_conv")),
 }
 
 
@@ -114,17 +132,22 @@ def _rule_for(cell):
 
 
 def stage_of(net, name):
-    """Row of the table for a cell or parameter name: its top-level child, with the
-    index for lists of stages (Swin's layers.0)."""
+    """Row of the table for a cell or parameter name: its top-level child (PVT's block1,
+    ResNet's layer1), or one item of it when the child is a list of stages that are
+    themselves lists of blocks (Swin's layers.0)."""
+    if not name:
+        return "(model)"
     parts = name.split(".")
     top = getattr(net, parts[0], None)
-    if isinstance(top, nn.CellList) and len(parts) > 1:
+    if isinstance(top, nn.CellList) and len(parts) > 1 and any(
+            isinstance(c, nn.CellList) for _, c in top[int(parts[1])].cells_and_names()):
         return ".".join(parts[:2])
     return parts[0]
 
 
-def count_macs(net, image_size=224, in_chans=3):
-    """{stage: {category: MACs}} in order of execution, from a PyNative forward pass."""
+def count_macs(net, input_shape=(1, 3, 224, 224)):
+    """{stage: {category: MACs}} in order of execution, from a PyNative forward pass of
+    zeros of `input_shape`."""
     per_stage = {}
     handles, owned_prefixes = [], []
 
@@ -136,19 +159,19 @@ def count_macs(net, image_size=224, in_chans=3):
         return hook
 
     for name, cell in net.cells_and_names():
-        if not name or any(name.startswith(p) for p in owned_prefixes):
+        if any(name == p or name.startswith(p + ".") for p in owned_prefixes):
             continue
         found = _rule_for(cell)
         if found is None:
             continue
         rule, owned = found
-        owned_prefixes.extend(f"{name}.{child}" for child in owned)
+        owned_prefixes.extend(f"{name}.{child}" if name else child for child in owned)
         handles.append(cell.register_forward_hook(hook_for(name, rule)))
     mode = ms.get_context("mode")
     ms.set_context(mode=ms.PYNATIVE_MODE)  # forward hooks only run in PyNative
     try:
         net.set_train(False)
-        net(Tensor(np.zeros((1, in_chans, image_size, image_size), np.float32)))
+        net(Tensor(np.zeros(input_shape, np.float32)))
     finally:
         ms.set_context(mode=mode)
         for handle in handles:
@@ -178,7 +201,7 @@ def profile(name, image_size=224):
     """(table rows, summary) of a registered model; summary is {model, image_size,
     params, macs, gflops, per-category MACs}."""
     net = build(name, image_size)
-    macs = count_macs(net, image_size)
+    macs = count_macs(net, (1, 3, image_size, image_size))
     params = params_per_stage(net)
     rows = []
     for stage in list(macs) + [s for s in params if s not in macs]:
