@@ -29,8 +29,9 @@ here (each against the paper's 13M / 2.0G and 25M / 3.9G):
 4. Every block of every stage is replaced, as in Swin-ACmix; everything else (depths,
    widths, heads, MLP ratios, SR ratios, position embeddings, class token in stage 4,
    init, drop path 0.1) is PVT v1's.
-5. A stage map must be divisible by its sr_ratio (true at 224, and at any multiple of
-   32 * 8 / gcd), so the upsampled k, v cover the map; the plain PVT has no such need.
+5. A stage map must be divisible by its sr_ratio so that the upsampled k, v cover it
+   (always true for PVT's ratios 8/4/2/1 and an img_size divisible by 32); the plain
+   PVT has no such need.
 """
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
