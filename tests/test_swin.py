@@ -2,7 +2,7 @@
 checkpoint conversion."""
 import numpy as np
 import pytest
-from mindspore import Tensor, nn
+from mindspore import Tensor
 
 from mindspore_acmix import count_params, create_model
 from mindspore_acmix.convert import load_torch_state_dict, main
@@ -84,7 +84,8 @@ def test_convolution_path_sees_the_shifted_map():
     net.attn.rate1.set_data(Tensor([0.0], net.attn.rate1.dtype))
     x = np.random.default_rng(0).standard_normal((1, 8, 8, 8)).astype(np.float32)
     out = net(Tensor(x.reshape(1, 64, 8))).asnumpy().reshape(1, 8, 8, 8)
-    # rows 0..1 of the output: source rows 2..3 in the rolled map sit next to the seam
+    # the rolled map starts at original row 2: its zero padding falls between original rows
+    # 1 and 2, and original rows 7 and 0 become neighbours
     plain = SwinTransformerBlock(8, (8, 8), 2, window_size=4, shift_size=0, acmix=True)
     load_torch_state_dict(plain, {p.name: p.asnumpy() for p in net.get_parameters()})
     plain.set_train(False)
@@ -158,7 +159,8 @@ def test_invalid_arguments_name_the_argument(kwargs, match):
         SwinACmix(**kwargs)
 
 
-def test_invalid_layer_arguments():
+def test_invalid_layer_arguments(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a failed graph compile writes rank_0/ into the cwd
     with pytest.raises(ValueError, match=r"dim \(10\) must be divisible by num_heads \(3\)"):
         WindowAttention(10, 2, 3)
     with pytest.raises(ValueError, match="window_size must be an int or a pair"):
@@ -167,7 +169,8 @@ def test_invalid_layer_arguments():
         WindowAttention(12, 4, 3)(Tensor(np.zeros((1, 6, 6, 12), np.float32)))
 
 
-def test_wrong_input_size_is_reported():
+def test_wrong_input_size_is_reported(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     net = SwinTransformer(img_size=32, embed_dim=12, depths=(1, 1), num_heads=(3, 3),
                           window_size=4, num_classes=4)
     with pytest.raises(ValueError, match=r"built for img_size \(32, 32\)"):

@@ -81,10 +81,9 @@ class WindowAttention(nn.Cell):
             Tensor(np.zeros(((2 * wh - 1) * (2 * ww - 1), num_heads), np.float32)),
             name="relative_position_bias_table")
         trunc_normal_(self.relative_position_bias_table)
-        self.relative_position_index = Tensor(relative_position_index(self.window_size),
-                                              ms.int32)
-        self._index_flat = Tensor(relative_position_index(self.window_size).reshape(-1),
-                                  ms.int32)
+        index = relative_position_index(self.window_size)
+        self.relative_position_index = Tensor(index, ms.int32)
+        self._index_flat = Tensor(index.reshape(-1), ms.int32)
         self.qkv = nn.Dense(dim, 3 * dim, has_bias=qkv_bias)
         self.attn_drop = nn.Dropout(p=attn_drop)
         self.proj = nn.Dense(dim, dim)
