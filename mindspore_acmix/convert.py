@@ -2,12 +2,17 @@
 
 Our parameters carry the official module paths; only the leaf names differ where
 MindSpore's cells name them differently (BatchNorm and LayerNorm: gamma, beta,
-moving_mean, moving_variance). `num_batches_tracked` has no counterpart.
+moving_mean, moving_variance). `num_batches_tracked` has no counterpart. Buffers that
+the official modules derive from the configuration (Swin's `relative_position_index`
+and `attn_mask`) are constants of our cells: an official one must equal ours, an
+absent one is fine.
 
 Command line (needs PyTorch, used only to read the .pth file):
 
     python -m mindspore_acmix.convert --model acmix_resnet50 --input official.pth \
         --output acmix_resnet50.ckpt
+    python -m mindspore_acmix.convert --model swin_acmix_tiny --input acmix_swin_tiny.pth \
+        --output swin_acmix_tiny.ckpt
 """
 import argparse
 import os
@@ -24,6 +29,8 @@ LEAF_NAMES = {
     "running_var": ("moving_variance",),
 }
 IGNORED_LEAVES = ("num_batches_tracked",)
+# buffers our cells rebuild from their configuration and keep as constant Tensors
+DERIVED_BUFFERS = ("relative_position_index", "attn_mask")
 # containers under which training scripts save the weights
 WRAPPER_KEYS = ("state_dict", "model")
 
@@ -47,6 +54,21 @@ def our_name(official_name, net_names):
     return None
 
 
+def check_derived_buffer(cells, key, value):
+    """Compare an official derived buffer with the constant our cell rebuilt; False if the
+    network has no such constant (the key is then unexpected)."""
+    prefix, _, leaf = key.rpartition(".")
+    ours = getattr(cells[prefix], leaf, None) if prefix in cells else None
+    if ours is None:
+        return False
+    ours, array = ours.asnumpy(), _to_numpy(value, key)
+    if ours.shape != tuple(array.shape) or not np.array_equal(ours, array):
+        raise ValueError(f"state dict entry {key!r} differs from the {leaf} this network "
+                         "rebuilds from its configuration (a checkpoint for another window "
+                         "size or input resolution?)")
+    return True
+
+
 def unwrap_state_dict(obj):
     """The tensor dict inside what a training script saved: {'state_dict': ...} (ResNet
     main.py), {'model': ...} (Swin), with DataParallel's 'module.' prefix removed."""
@@ -68,13 +90,18 @@ def load_torch_state_dict(net, state_dict, strict=True):
 
     Every shape is checked, and with `strict` every network parameter (BatchNorm
     statistics included) must be covered and every key used, `num_batches_tracked`
-    aside. Nothing is written unless all checks pass. Returns {official name: Parameter}
-    for what was loaded.
+    aside. Derived buffers (DERIVED_BUFFERS) are checked against the network's own and
+    never required. Nothing is written unless all checks pass. Returns {official name:
+    Parameter} for what was loaded.
     """
     params = {p.name: p for p in net.get_parameters()}
+    cells = dict(net.cells_and_names())
     plan, unexpected, targets = [], [], {}
     for key, value in state_dict.items():
-        if key.rpartition(".")[2] in IGNORED_LEAVES:
+        leaf = key.rpartition(".")[2]
+        if leaf in IGNORED_LEAVES:
+            continue
+        if leaf in DERIVED_BUFFERS and check_derived_buffer(cells, key, value):
             continue
         name = our_name(key, params)
         if name is None:

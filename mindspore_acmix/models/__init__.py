@@ -1,4 +1,7 @@
 """Model families; importing this module registers them."""
+from .pvt import PyramidVisionTransformer
 from .resnet import ACmixResNet, Bottleneck, ResNet
+from .swin import SwinACmix, SwinTransformer
 
-__all__ = ["ACmixResNet", "ResNet", "Bottleneck"]
+__all__ = ["ACmixResNet", "ResNet", "Bottleneck", "SwinTransformer", "SwinACmix",
+           "PyramidVisionTransformer"]

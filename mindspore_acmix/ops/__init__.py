@@ -1,6 +1,7 @@
 """Operators shared by the layers: shifts, reflection padding, local attention."""
 from .local_attention import LOCAL_ATTENTION, get_local_attention, local_attention_unfold
+from .roll import roll2d, roll_axis
 from .shift import pad_axis, reflect_pad2d, shift2d, shift_axis
 
-__all__ = ["shift2d", "shift_axis", "pad_axis", "reflect_pad2d",
+__all__ = ["shift2d", "shift_axis", "pad_axis", "reflect_pad2d", "roll2d", "roll_axis",
            "get_local_attention", "local_attention_unfold", "LOCAL_ATTENTION"]

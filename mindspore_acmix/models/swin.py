@@ -1,0 +1,246 @@
+"""Swin Transformer (Liu et al., 2021) and Swin-ACmix, the official SwinTransformer_acmix.
+
+Names mirror the official modules (patch_embed.proj, layers.0.blocks.1.attn.rate1,
+layers.0.downsample.reduction, norm, head), so official checkpoints load one to one
+(mindspore_acmix.convert). `attn_mask` and `relative_position_index` are constants
+rebuilt from the configuration, never Parameters.
+
+Faithful to the official code, including its quirks:
+- in shifted blocks the ACmix convolution path also runs on the cyclically shifted map,
+  so it wraps around the image borders and its zero padding lands on the seam inside
+  the image (between rows/columns shift-1 and shift of the original map);
+- the convolution path skips `proj`; `fc` has a bias, `dep_conv` none (the official init
+  deletes it) and starts as shift kernels;
+- a stage whose map is not larger than the window uses one window of the map's size
+  and no shift (stage 4 at 224: 7x7).
+"""
+import numpy as np
+from mindspore import Parameter, Tensor, nn
+
+from ..layers.acmix import _positive_int
+from ..layers.transformer import (DropPath, Mlp, PatchEmbed, _probability,
+                                  init_transformer_weights, layer_norm, linspace, trunc_normal_)
+from ..layers.window_attention import WindowAttention, WindowAttentionACmix, _pair
+from ..ops.roll import roll2d
+from ..registry import register_model
+
+
+def shifted_window_mask(h, w, window, shift):
+    """(nW, window**2, window**2) float mask of the official code: 0 within a region,
+    -100 between tokens that only the cyclic shift made neighbours."""
+    img = np.zeros((h, w), np.float32)
+    cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
+    for i, hs in enumerate(cuts):
+        for j, ws in enumerate(cuts):
+            img[hs, ws] = 3 * i + j
+    win = img.reshape(h // window, window, w // window, window).transpose(0, 2, 1, 3)
+    win = win.reshape(-1, window * window)
+    return np.where(win[:, None, :] != win[:, :, None], -100.0, 0.0).astype(np.float32)
+
+
+class PatchMerging(nn.Cell):
+    """2x2 neighbours concatenated (in the official order x00, x10, x01, x11), normed,
+    and reduced from 4C to 2C channels without bias."""
+
+    def __init__(self, input_resolution, dim):
+        super().__init__()
+        self.input_resolution = input_resolution
+        self.reduction = nn.Dense(4 * dim, 2 * dim, has_bias=False)
+        self.norm = layer_norm(4 * dim)
+
+    def construct(self, x):
+        h, w = self.input_resolution
+        b, _, c = x.shape
+        # (B, H/2, 2 [row], W/2, 2 [col], C) -> order (col, row): x00, x10, x01, x11
+        x = x.view(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 4, 2, 5)
+        return self.reduction(self.norm(x.reshape(b, (h // 2) * (w // 2), 4 * c)))
+
+
+class SwinTransformerBlock(nn.Cell):
+    """LN -> (shifted) window attention -> residual; LN -> MLP -> residual, on (B, H*W, C)."""
+
+    def __init__(self, dim, input_resolution, num_heads, window_size=7, shift_size=0,
+                 mlp_ratio=4.0, qkv_bias=True, qk_scale=None, drop=0.0, attn_drop=0.0,
+                 drop_path=0.0, acmix=True):
+        super().__init__()
+        self.dim = dim
+        self.input_resolution = tuple(input_resolution)
+        if min(self.input_resolution) <= window_size:
+            # the map fits one window: no partition and nothing to shift
+            shift_size, window_size = 0, min(self.input_resolution)
+        if not 0 <= shift_size < window_size:
+            raise ValueError(f"shift_size must be in [0, window_size={window_size}), "
+                             f"got {shift_size}")
+        h, w = self.input_resolution
+        if h % window_size or w % window_size:
+            raise ValueError(f"the {h}x{w} map must be divisible by window_size {window_size}")
+        self.window_size, self.shift_size = window_size, shift_size
+        attention = WindowAttentionACmix if acmix else WindowAttention
+        self.norm1 = layer_norm(dim)
+        self.attn = attention(dim, window_size, num_heads, qkv_bias, qk_scale, attn_drop, drop)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = layer_norm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.attn_mask = (Tensor(shifted_window_mask(h, w, window_size, shift_size))
+                          if shift_size > 0 else None)
+
+    def construct(self, x):
+        h, w = self.input_resolution
+        b, length, c = x.shape
+        if length != h * w:
+            raise ValueError(f"input feature has {length} tokens, expected {h}x{w}")
+        shortcut = x
+        x = self.norm1(x).view(b, h, w, c)
+        if self.shift_size > 0:
+            x = roll2d(x, (-self.shift_size, -self.shift_size))
+        x = self.attn(x, self.attn_mask)
+        if self.shift_size > 0:
+            x = roll2d(x, (self.shift_size, self.shift_size))
+        x = shortcut + self.drop_path(x.view(b, h * w, c))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class BasicLayer(nn.Cell):
+    """One stage: blocks alternating plain and shifted windows, then optional PatchMerging."""
+
+    def __init__(self, dim, input_resolution, depth, num_heads, window_size, mlp_ratio,
+                 qkv_bias, qk_scale, drop, attn_drop, drop_path, downsample, acmix):
+        super().__init__()
+        self.blocks = nn.CellList([
+            SwinTransformerBlock(dim, input_resolution, num_heads, window_size,
+                                 0 if i % 2 == 0 else window_size // 2, mlp_ratio, qkv_bias,
+                                 qk_scale, drop, attn_drop, drop_path[i], acmix)
+            for i in range(depth)])
+        self.downsample = PatchMerging(input_resolution, dim) if downsample else None
+
+    def construct(self, x):
+        for blk in self.blocks:
+            x = blk(x)
+        if self.downsample is not None:
+            x = self.downsample(x)
+        return x
+
+
+class SwinTransformer(nn.Cell):
+    """Swin Transformer for a fixed input size; `acmix=True` gives SwinTransformer_acmix.
+
+    Raises ValueError for sizes the architecture cannot take: img_size not divisible by
+    patch_size, a stage map that cannot be halved by PatchMerging or split into windows,
+    a stage width (embed_dim * 2**i) not divisible by its heads.
+    """
+
+    def __init__(self, img_size=224, patch_size=4, in_chans=3, num_classes=1000, embed_dim=96,
+                 depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7, mlp_ratio=4.0,
+                 qkv_bias=True, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.1,
+                 ape=False, patch_norm=True, acmix=False):
+        super().__init__()
+        img_size = _pair("img_size", img_size)
+        patch_size = _pair("patch_size", patch_size)
+        for name, value in (("in_chans", in_chans), ("num_classes", num_classes),
+                            ("embed_dim", embed_dim), ("window_size", window_size)):
+            _positive_int(name, value)
+        depths, num_heads = tuple(depths), tuple(num_heads)
+        if not depths or len(depths) != len(num_heads):
+            raise ValueError(f"depths and num_heads must be non-empty and of equal length, got "
+                             f"{depths!r} and {num_heads!r}")
+        for i, (d, n) in enumerate(zip(depths, num_heads)):
+            _positive_int(f"depths[{i}]", d)
+            _positive_int(f"num_heads[{i}]", n)
+            if (embed_dim * 2 ** i) % n:
+                raise ValueError(f"stage {i} width embed_dim*2**{i} = {embed_dim * 2 ** i} must "
+                                 f"be divisible by num_heads[{i}] = {n}")
+        if not mlp_ratio > 0:
+            raise ValueError(f"mlp_ratio must be positive, got {mlp_ratio!r}")
+        for name, value in (("drop_rate", drop_rate), ("attn_drop_rate", attn_drop_rate),
+                            ("drop_path_rate", drop_path_rate)):
+            _probability(name, value)
+        if img_size[0] % patch_size[0] or img_size[1] % patch_size[1]:
+            raise ValueError(f"img_size {img_size} must be divisible by patch_size {patch_size}")
+        res = (img_size[0] // patch_size[0], img_size[1] // patch_size[1])
+        num_layers = len(depths)
+        for i in range(num_layers):
+            h, w = res[0] // 2 ** i, res[1] // 2 ** i
+            window = min(window_size, h, w)
+            if (i < num_layers - 1 and (h % 2 or w % 2)) or h % window or w % window:
+                raise ValueError(
+                    f"img_size {img_size} gives a {h}x{w} patch map at stage {i}, which must be "
+                    f"divisible by window_size {window}"
+                    + (" and by 2 for patch merging" if i < num_layers - 1 else "")
+                    + f"; use an img_size divisible by patch_size * 2**{num_layers - 1} * "
+                    "window_size")
+
+        self.img_size, self.num_classes, self.acmix = img_size, num_classes, acmix
+        self.num_features = embed_dim * 2 ** (num_layers - 1)
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, patch_norm)
+        self.absolute_pos_embed = None
+        if ape:
+            self.absolute_pos_embed = Parameter(
+                Tensor(np.zeros((1, res[0] * res[1], embed_dim), np.float32)),
+                name="absolute_pos_embed")
+            trunc_normal_(self.absolute_pos_embed)
+        self.pos_drop = nn.Dropout(p=drop_rate)
+        dpr = linspace(0.0, drop_path_rate, sum(depths))
+        self.layers = nn.CellList([
+            BasicLayer(embed_dim * 2 ** i, (res[0] // 2 ** i, res[1] // 2 ** i), depths[i],
+                       num_heads[i], window_size, mlp_ratio, qkv_bias, None, drop_rate,
+                       attn_drop_rate, dpr[sum(depths[:i]):sum(depths[:i + 1])],
+                       i < num_layers - 1, acmix)
+            for i in range(num_layers)])
+        self.norm = layer_norm(self.num_features)
+        self.head = nn.Dense(self.num_features, num_classes)
+        init_transformer_weights(self)
+
+    def forward_features(self, x):
+        """(B, C, H, W) image -> normed (B, tokens, num_features) of the last stage."""
+        if x.ndim != 4 or tuple(x.shape[2:]) != self.img_size:
+            raise ValueError(f"input must be (B, C, {self.img_size[0]}, {self.img_size[1]}) as "
+                             f"this model was built for img_size {self.img_size}; got {x.shape}")
+        x = self.patch_embed(x)
+        if self.absolute_pos_embed is not None:
+            x = x + self.absolute_pos_embed
+        x = self.pos_drop(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm(x)
+
+    def forward_head(self, x):
+        return self.head(x.mean(axis=1))
+
+    def construct(self, x):
+        return self.forward_head(self.forward_features(x))
+
+
+class SwinACmix(SwinTransformer):
+    """The official SwinTransformer_acmix: every block's attention is WindowAttentionACmix."""
+
+    def __init__(self, img_size=224, patch_size=4, in_chans=3, num_classes=1000, embed_dim=96,
+                 depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7, mlp_ratio=4.0,
+                 qkv_bias=True, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.1,
+                 ape=False, patch_norm=True):
+        super().__init__(img_size, patch_size, in_chans, num_classes, embed_dim, depths,
+                         num_heads, window_size, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate,
+                         drop_path_rate, ape, patch_norm, acmix=True)
+
+
+TINY = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7)
+SMALL = dict(TINY, depths=(2, 2, 18, 2))
+
+
+@register_model
+def swin_acmix_tiny(num_classes=1000, **kwargs):
+    return SwinACmix(num_classes=num_classes, **{**TINY, "drop_path_rate": 0.2, **kwargs})
+
+
+@register_model
+def swin_acmix_small(num_classes=1000, **kwargs):
+    return SwinACmix(num_classes=num_classes, **{**SMALL, "drop_path_rate": 0.3, **kwargs})
+
+
+@register_model
+def swin_tiny(num_classes=1000, **kwargs):
+    return SwinTransformer(num_classes=num_classes, **{**TINY, "drop_path_rate": 0.2, **kwargs})
+
+
+@register_model
+def swin_small(num_classes=1000, **kwargs):
+    return SwinTransformer(num_classes=num_classes, **{**SMALL, "drop_path_rate": 0.3, **kwargs})

@@ -1,0 +1,1 @@
+"""Command-line tools: `python -m mindspore_acmix.tools.flops MODEL`."""

@@ -1,0 +1,286 @@
+"""Parameters and multiply-accumulates (MACs) of a registered model, per stage and per
+layer type; GFLOPs are MACs / 1e9, as the ACmix paper and the official Swin `flops()`
+count them.
+
+    python -m mindspore_acmix.tools.flops swin_acmix_tiny [--image-size 224]
+    python -m mindspore_acmix.tools.flops --markdown          # table of every model
+
+How it counts: one PyNative forward pass of a batch-1 zero image with a forward hook on
+every cell that has a rule below; each rule turns the cell's input/output shapes and
+its configuration into MACs of one layer type:
+
+- conv: Conv2d, out_elements * in_channels / groups * kh * kw;
+- linear: Dense, out_elements * in_features;
+- attention: the attention products, which are not cells: logits q.k and the
+  softmax-weighted sum of v, each queries * keys * channels (Swin: the keys of the
+  window; PVT: the spatially reduced tokens). ACmix-ResNet's window of k_att**2 keys
+  has a third product, the positional relation q.(pe_i - pe_j), counted as SASA counts
+  its q.r (the official code adds it to k before one product; counting it apart is
+  what reproduces the paper's 2.3 / 2.9 / 3.6 G, see the notes' section 2.5);
+- acmix_conv: ACmix's convolution path (fc over the 3*heads maps, then the grouped
+  k_conv x k_conv dep_conv), counted by the ACmix layer's rule;
+- norm: LayerNorm, one per element, as the official Swin `flops()` does. BatchNorm is
+  not counted: at inference it folds into the preceding convolution.
+
+Softmax, activations, residual adds, pooling and the relative position bias add are
+not counted (nor are they by the official code or the paper).
+"""
+import argparse
+import json
+import sys
+
+import numpy as np
+import mindspore as ms
+from mindspore import Tensor, nn
+
+from ..factory import count_params, create_model
+from ..layers.acmix import ACmix
+from ..layers.window_attention import CONV_KERNEL, WindowAttention, WindowAttentionACmix
+from ..models.pvt import PVTAttention, PVTAttentionACmix
+from ..registry import list_models
+
+CATEGORIES = ("conv", "linear", "attention", "acmix_conv", "norm")
+
+
+def _size(shape):
+    return int(np.prod(shape))
+
+
+def token_conv_path_macs(dim, num_heads, tokens):
+    """fc (3*heads -> k**2 per head-dim index and token) plus the grouped dep_conv
+    (k**2 inputs per group, k x k kernel, dim outputs per token)."""
+    kk = CONV_KERNEL * CONV_KERNEL
+    return tokens * (3 * num_heads * kk * (dim // num_heads) + dim * kk * kk)
+
+
+def _conv(cell, inputs, output):
+    in_per_group = cell.in_channels // cell.group
+    kh, kw = cell.kernel_size
+    return {"conv": _size(output.shape) * in_per_group * kh * kw}
+
+
+def _dense(cell, inputs, output):
+    return {"linear": _size(output.shape) * cell.in_channels}
+
+
+def _layer_norm(cell, inputs, output):
+    return {"norm": _size(inputs[0].shape)}
+
+
+def _acmix(cell, inputs, output):
+    b, c, ho, wo = output.shape
+    h, w = inputs[0].shape[2], inputs[0].shape[3]
+    kc2 = cell.kernel_conv ** 2
+    fc = b * kc2 * cell.head_dim * h * w * 3 * cell.head
+    dep_conv = b * c * ho * wo * kc2 * kc2
+    return {"attention": 3 * b * c * ho * wo * cell.kernel_att ** 2,
+            "acmix_conv": fc + dep_conv}
+
+
+def _window_attention(cell, inputs, output):
+    b, h, w, c = output.shape
+    wh, ww = cell.window_size
+    return {"attention": 2 * b * h * w * wh * ww * c}
+
+
+def _window_attention_acmix(cell, inputs, output):
+    b, h, w, c = output.shape
+    macs = _window_attention(cell, inputs, output)
+    macs["acmix_conv"] = b * token_conv_path_macs(c, cell.num_heads, h * w)
+    return macs
+
+
+def _pvt_attention(cell, inputs, output):
+    b, n, c = output.shape
+    h, w = cell.resolution
+    keys = n if cell.sr_ratio == 1 else (h // cell.sr_ratio) * (w // cell.sr_ratio)
+    return {"attention": 2 * b * n * keys * c}
+
+
+def _pvt_attention_acmix(cell, inputs, output):
+    b, _, c = output.shape
+    h, w = cell.resolution
+    macs = _pvt_attention(cell, inputs, output)
+    macs["acmix_conv"] = b * token_conv_path_macs(c, cell.num_heads, h * w)
+    return macs
+
+
+# cell class -> (rule, children the rule counts itself)
+RULES = {
+    nn.Conv2d: (_conv, ()),
+    nn.Dense: (_dense, ()),
+    nn.LayerNorm: (_layer_norm, ()),
+    ACmix: (_acmix, ("fc", "dep_conv")),
+    WindowAttention: (_window_attention, ()),
+    WindowAttentionACmix: (_window_attention_acmix, ("fc", "dep_conv")),
+    PVTAttention: (_pvt_attention, ()),
+    PVTAttentionACmix: (_pvt_attention_acmix, ("fc", "dep_conv")),
+}
+
+
+def register_rule(cls, rule, owned=()):
+    """Count cells of `cls` with `rule(cell, inputs, output) -> {category: MACs}`; the
+    children named in `owned` are then not counted on their own."""
+    RULES[cls] = (rule, tuple(owned))
+
+
+def _rule_for(cell):
+    for klass in type(cell).__mro__:
+        if klass in RULES:
+            return RULES[klass]
+    return None
+
+
+def stage_of(net, name):
+    """Row of the table for a cell or parameter name: its top-level child (PVT's block1,
+    ResNet's layer1), or one item of it when the child is a list of stages that are
+    themselves lists of blocks (Swin's layers.0)."""
+    if not name:
+        return "(model)"
+    parts = name.split(".")
+    top = getattr(net, parts[0], None)
+    if isinstance(top, nn.CellList) and len(parts) > 1 and any(
+            isinstance(c, nn.CellList) for _, c in top[int(parts[1])].cells_and_names()):
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+def count_macs(net, input_shape=(1, 3, 224, 224)):
+    """{stage: {category: MACs}} in order of execution, from a PyNative forward pass of
+    zeros of `input_shape`."""
+    per_stage = {}
+    handles, owned_prefixes = [], []
+
+    def hook_for(name, rule):
+        def hook(cell, inputs, output):
+            stage = per_stage.setdefault(stage_of(net, name), dict.fromkeys(CATEGORIES, 0))
+            for category, macs in rule(cell, inputs, output).items():
+                stage[category] += int(macs)
+        return hook
+
+    for name, cell in net.cells_and_names():
+        if any(name == p or name.startswith(p + ".") for p in owned_prefixes):
+            continue
+        found = _rule_for(cell)
+        if found is None:
+            continue
+        rule, owned = found
+        owned_prefixes.extend(f"{name}.{child}" if name else child for child in owned)
+        handles.append(cell.register_forward_hook(hook_for(name, rule)))
+    mode = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)  # forward hooks only run in PyNative
+    try:
+        net.set_train(False)
+        net(Tensor(np.zeros(input_shape, np.float32)))
+    finally:
+        ms.set_context(mode=mode)
+        for handle in handles:
+            handle.remove()
+    return per_stage
+
+
+def params_per_stage(net):
+    stages = {}
+    for p in net.trainable_params():
+        key = stage_of(net, p.name)
+        stages[key] = stages.get(key, 0) + int(p.size)
+    return stages
+
+
+def build(name, image_size):
+    """The model at `image_size`; models built for a fixed size take it as img_size."""
+    try:
+        return create_model(name, img_size=image_size)
+    except TypeError as exc:
+        if "img_size" not in str(exc):
+            raise
+        return create_model(name)
+
+
+def profile(name, image_size=224):
+    """(table rows, summary) of a registered model; summary is {model, image_size,
+    params, macs, gflops, per-category MACs}."""
+    net = build(name, image_size)
+    macs = count_macs(net, (1, 3, image_size, image_size))
+    params = params_per_stage(net)
+    rows = []
+    for stage in list(macs) + [s for s in params if s not in macs]:
+        cats = macs.get(stage, dict.fromkeys(CATEGORIES, 0))
+        rows.append((stage, params.get(stage, 0), cats))
+    totals = {c: sum(m[c] for m in macs.values()) for c in CATEGORIES}
+    total = sum(totals.values())
+    summary = {"model": name, "image_size": image_size, "params": count_params(net),
+               "macs": total, "gflops": round(total / 1e9, 4),
+               "macs_by_type": totals}
+    return rows, summary
+
+
+def format_table(rows, summary):
+    header = f"{'stage':<16}{'params':>12}" + "".join(f"{c:>12}" for c in CATEGORIES) \
+        + f"{'GMACs':>10}"
+    lines = [header, "-" * len(header)]
+    for stage, params, cats in rows:
+        lines.append(f"{stage:<16}{params:>12,}" + "".join(f"{cats[c] / 1e6:>11.1f}M"
+                                                           for c in CATEGORIES)
+                     + f"{sum(cats.values()) / 1e9:>10.4f}")
+    totals = summary["macs_by_type"]
+    lines.append("-" * len(header))
+    lines.append(f"{'total':<16}{summary['params']:>12,}"
+                 + "".join(f"{totals[c] / 1e6:>11.1f}M" for c in CATEGORIES)
+                 + f"{summary['macs'] / 1e9:>10.4f}")
+    return "\n".join(lines)
+
+
+# published Params / FLOPs at 224: the ACmix paper's table for the ACmix models, the base
+# models' own papers / repositories for the baselines (SAN's README for ResNet-26/38/50,
+# PVT v1, Swin)
+PUBLISHED = {"acmix_resnet26": "10.6M / 2.3G", "acmix_resnet38": "14.6M / 2.9G",
+         "acmix_resnet50": "18.6M / 3.6G", "resnet26": "13.7M / 2.4G",
+         "resnet38": "19.6M / 3.2G", "resnet50": "25.6M / 4.1G",
+         "pvt_acmix_tiny": "13M / 2.0G", "pvt_acmix_small": "25M / 3.9G",
+         "pvt_tiny": "13.2M / 1.9G", "pvt_small": "24.5M / 3.8G",
+         "swin_acmix_tiny": "30M / 4.6G", "swin_acmix_small": "51M / 9.0G",
+         "swin_tiny": "28M / 4.5G", "swin_small": "50M / 8.7G"}
+
+
+def markdown_table(names, image_size):
+    lines = ["| Model | Input | Params | GFLOPs (GMACs) | Published Params / FLOPs |",
+             "|---|---|---|---|---|"]
+    for name in names:
+        _, s = profile(name, image_size)
+        lines.append(f"| {name} | {image_size}x{image_size} | {s['params'] / 1e6:.2f}M | "
+                     f"{s['gflops']:.2f} | {PUBLISHED.get(name, '-')} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m mindspore_acmix.tools.flops",
+        description="Parameters and MACs per stage and layer type of a registered model. "
+                    "The last line printed is a JSON summary.")
+    parser.add_argument("model", nargs="?", help="registered model name, e.g. swin_acmix_tiny")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--markdown", action="store_true",
+                        help="print a Markdown table of every registered model (or of MODEL)")
+    args = parser.parse_args(argv)
+    if args.image_size < 1:
+        parser.error("--image-size must be positive")
+    if not args.model and not args.markdown:
+        parser.error("give a MODEL or --markdown")
+    try:
+        if args.markdown:
+            print(markdown_table([args.model] if args.model else list_models(),
+                                 args.image_size))
+            return 0
+        rows, summary = profile(args.model, args.image_size)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.model} at {args.image_size}x{args.image_size} (MACs by layer type)")
+    print(format_table(rows, summary))
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
