@@ -32,12 +32,13 @@ def read_checkpoint(path):
 
 
 def is_training_state(key, value, net_names):
-    """True for what a training checkpoint holds besides the network: scalars such as
-    epoch or global_step, and optimizer slots named `<slot>.<network parameter>`."""
-    if not hasattr(value, "shape") or len(value.shape) == 0:
+    """True for what a training checkpoint holds besides the network: run-level entries
+    without a module path (epoch, global_step, momentum, ...) and optimizer slots named
+    `<slot>.<network parameter>` (moments.conv1.weight, adam_m.fc.bias, ...)."""
+    if "." not in key or not hasattr(value, "shape"):
         return True
     prefix, _, rest = key.partition(".")
-    return bool(prefix) and rest in net_names
+    return rest in net_names
 
 
 def check_state_dict(net, params, source):

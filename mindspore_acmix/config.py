@@ -89,6 +89,11 @@ SCHEMA = {
                            choices=("bilinear", "bicubic")),
     "mean": Field(list, IMAGENET_MEAN, "per-channel mean on the 0-255 scale", three_numbers),
     "std": Field(list, IMAGENET_STD, "per-channel std on the 0-255 scale", three_positive),
+    "color_jitter": Field(float, 0.0, "brightness/contrast/saturation jitter (0: off)",
+                          non_negative),
+    "randaugment": Field(int, None, "RandAugment magnitude with 2 ops a image (null: off)",
+                         lambda v: None if 0 <= v <= 30 else "must be in [0, 30]", nullable=True),
+    "random_erasing": Field(float, 0.0, "probability of erasing a random box", probability),
     "mixup": Field(float, 0.0, "mixup alpha (0: off)", non_negative),
     "cutmix": Field(float, 0.0, "cutmix alpha (0: off)", non_negative),
     "label_smoothing": Field(float, 0.1, "label smoothing", lambda v: None if 0 <= v < 1 else

@@ -76,3 +76,39 @@ def check_against(net, golden, state, rel, what, floor=1.0):
                          scale)
             compared += 1
     assert compared == len(gparams), "every trainable parameter has a reference gradient"
+
+
+def make_image_folder(root, classes=3, train_per_class=24, val_per_class=8, size=16, seed=0):
+    """A small ImageFolder tree whose classes are learnable: class c is a bright bar in
+    position c (rows, columns, diagonal ...) on noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for c in range(classes):
+            folder = os.path.join(root, split, f"class_{c}")
+            os.makedirs(folder, exist_ok=True)
+            for i in range(count):
+                img = rng.integers(0, 80, (size, size, 3)).astype(np.uint8)
+                band = slice(size * c // classes, size * (c + 1) // classes)
+                if c % 2 == 0:
+                    img[band, :, :] = 220
+                else:
+                    img[:, band, :] = 220
+                Image.fromarray(img).save(os.path.join(folder, f"{i:03d}.png"))
+    return root
+
+
+def write_config(path, **values):
+    """A YAML recipe for the tiny ImageFolder runs of the tests."""
+    import yaml
+
+    cfg = dict(model="resnet_tiny", num_classes=3, dataset="imagefolder", image_size=16,
+               eval_resize=16, crop_scale=[0.8, 1.0], hflip=0.0, batch_size=12, epochs=2,
+               lr=0.05, lr_batch_size=12, warmup_epochs=0, weight_decay=1e-4,
+               label_smoothing=0.0, num_workers=1, keep_checkpoints=2, log_interval=2,
+               mean=[80.0, 80.0, 80.0], std=[80.0, 80.0, 80.0], device="CPU")
+    cfg.update(values)
+    with open(path, "w") as fh:
+        yaml.safe_dump(cfg, fh)
+    return str(path)

@@ -106,7 +106,16 @@ class ImageFolderSplit:
                                                    tuple(cfg["crop_ratio"]), inter)]
             if cfg["hflip"] > 0:
                 ops.append(V.RandomHorizontalFlip(cfg["hflip"]))
-            return ops + normalize
+            if cfg["color_jitter"] > 0:
+                jitter = cfg["color_jitter"]
+                ops.append(V.RandomColorAdjust(jitter, jitter, jitter))
+            if cfg["randaugment"] is not None:
+                ops.append(V.RandAugment(num_ops=2, magnitude=cfg["randaugment"],
+                                         interpolation=inter))
+            ops += normalize
+            if cfg["random_erasing"] > 0:  # on the normalised CHW image, as timm does
+                ops.append(V.RandomErasing(cfg["random_erasing"]))
+            return ops
         return [V.Decode(), V.Resize(cfg["eval_resize"], inter),
                 V.CenterCrop(cfg["image_size"])] + normalize
 

@@ -231,6 +231,7 @@ class Trainer:
             self.check_ranks_in_sync()
             record = {"epoch": epoch + 1, "train_loss": train_loss, "val_top1": metrics["top1"],
                       "val_top5": metrics["top5"], "val_loss": metrics["loss"],
+                      "val_samples": metrics["num_samples"],
                       "lr": float(self.lrs[min((epoch + 1) * self.steps_per_epoch,
                                                len(self.lrs)) - 1]),
                       "images_per_s": seen * self.world / max(train_time, 1e-9),
