@@ -1,6 +1,8 @@
 """Operators shared by the layers: shifts, reflection padding, local attention."""
-from .local_attention import LOCAL_ATTENTION, get_local_attention, local_attention_unfold
+from .local_attention import (LOCAL_ATTENTION, get_local_attention, local_attention_unfold,
+                              resolve_local_attention)
 from .shift import pad_axis, reflect_pad2d, shift2d, shift_axis
 
 __all__ = ["shift2d", "shift_axis", "pad_axis", "reflect_pad2d",
-           "get_local_attention", "local_attention_unfold", "LOCAL_ATTENTION"]
+           "get_local_attention", "resolve_local_attention", "local_attention_unfold",
+           "LOCAL_ATTENTION"]
