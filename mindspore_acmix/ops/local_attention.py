@@ -137,8 +137,9 @@ class _StreamCore(LocalAttention):
     def _logits(self, a, xp):
         """sum_c a * window_j(xp) for every offset j: (n, kernel_size**2, ho, wo)."""
         ho, wo, s, dil, ks = a.shape[2], a.shape[3], self.stride, self.dilation, self.kernel_size
-        return ops.concat([(a * window(xp, j // ks, j % ks, ho, wo, s, dil)).sum(1, keepdims=True)
-                           for j in range(ks * ks)], 1)
+        # a tuple, not a list: ONNX export cannot convert MindSpore's make_list
+        return ops.concat(tuple((a * window(xp, j // ks, j % ks, ho, wo, s, dil))
+                                .sum(1, keepdims=True) for j in range(ks * ks)), 1)
 
     def _gather(self, weights, xp):
         """sum_j weights[:, j] * window_j(xp)."""
