@@ -135,41 +135,26 @@ inline int64_t WindowOffset(int64_t j, const Geometry &g) {
   return (j / g.k) * g.dil * g.wp + (j % g.k) * g.dil;
 }
 
-// acc[i] += sum_c a[c][i] * window_j(bp)[c][i]  (a contiguous (d, ho, wo), bp padded).
-void WindowDot(const float *a, const float *bp, int64_t j, const Geometry &g, float *acc) {
+// out[c * out_cs + i] += a[c * a_cs + i] * window_j(bp)[c][i] for every channel c, with a
+// and out (ho, wo) grids. Channel stride 0 makes an operand shared by all channels:
+//   a_cs = howo, out_cs = 0: out[i] += sum_c a[c][i] window_j[c][i]   (logits, dP)
+//   a_cs = 0, out_cs = howo: out[c][i] += a[i] window_j[c][i]        (sum_j p_j v_j, dq)
+void WindowMulAdd(const float *a, int64_t a_cs, const float *bp, int64_t j, const Geometry &g,
+                  float *out, int64_t out_cs) {
   const int64_t off = WindowOffset(j, g);
   for (int64_t c = 0; c < g.d; ++c) {
-    const float *ac = a + c * g.howo();
+    const float *ac = a + c * a_cs;
     const float *bc = bp + c * g.hpwp() + off;
+    float *oc = out + c * out_cs;
     for (int64_t y = 0; y < g.ho; ++y) {
       const float *ar = ac + y * g.wo;
-      const float *br = bc + y * g.s * g.wp;
-      float *out = acc + y * g.wo;
-      if (g.s == 1) {
-#pragma omp simd
-        for (int64_t x = 0; x < g.wo; ++x) out[x] += ar[x] * br[x];
-      } else {
-        for (int64_t x = 0; x < g.wo; ++x) out[x] += ar[x] * br[x * g.s];
-      }
-    }
-  }
-}
-
-// out[c][i] += w[i] * window_j(bp)[c][i]  (gather: out contiguous (d, ho, wo)).
-void WindowGather(const float *w, const float *bp, int64_t j, const Geometry &g, float *out) {
-  const int64_t off = WindowOffset(j, g);
-  for (int64_t c = 0; c < g.d; ++c) {
-    const float *bc = bp + c * g.hpwp() + off;
-    float *oc = out + c * g.howo();
-    for (int64_t y = 0; y < g.ho; ++y) {
-      const float *wr = w + y * g.wo;
       const float *br = bc + y * g.s * g.wp;
       float *orow = oc + y * g.wo;
       if (g.s == 1) {
 #pragma omp simd
-        for (int64_t x = 0; x < g.wo; ++x) orow[x] += wr[x] * br[x];
+        for (int64_t x = 0; x < g.wo; ++x) orow[x] += ar[x] * br[x];
       } else {
-        for (int64_t x = 0; x < g.wo; ++x) orow[x] += wr[x] * br[x * g.s];
+        for (int64_t x = 0; x < g.wo; ++x) orow[x] += ar[x] * br[x * g.s];
       }
     }
   }
@@ -200,7 +185,8 @@ void WindowScatter(const float *w, const float *a, int64_t j, const Geometry &g,
 void Logits(const float *qs, const float *kpp, const Geometry &g, float *logits) {
   const int64_t kk = g.k * g.k;
   std::memset(logits, 0, sizeof(float) * kk * g.howo());
-  for (int64_t j = 0; j < kk; ++j) WindowDot(qs, kpp, j, g, logits + j * g.howo());
+  for (int64_t j = 0; j < kk; ++j)
+    WindowMulAdd(qs, g.howo(), kpp, j, g, logits + j * g.howo(), 0);
 }
 
 struct Workspace {
@@ -250,7 +236,7 @@ void ForwardSlice(const float *q, const float *kp, const float *v, const Geometr
     for (int64_t i = 0; i < n; ++i) pj[i] *= sum[i];
   }
   std::memset(out, 0, sizeof(float) * g.d * n);
-  for (int64_t j = 0; j < kk; ++j) WindowGather(p + j * n, ws->vpp.data(), j, g, out);
+  for (int64_t j = 0; j < kk; ++j) WindowMulAdd(p + j * n, 0, ws->vpp.data(), j, g, out, n);
 }
 
 void BackwardSlice(const float *q, const float *kp, const float *v, const float *out,
@@ -285,10 +271,10 @@ void BackwardSlice(const float *q, const float *kp, const float *v, const float 
   for (int64_t j = 0; j < kk; ++j) {
     float *dlj = dl + j * n;
     const float *pj = p + j * n;
-    WindowDot(dout, ws->vpp.data(), j, g, dlj);
+    WindowMulAdd(dout, n, ws->vpp.data(), j, g, dlj, 0);
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) dlj[i] = pj[i] * (dlj[i] - dot[i]);
-    WindowGather(dlj, ws->kpp.data(), j, g, ws->dqs.data());
+    WindowMulAdd(dlj, 0, ws->kpp.data(), j, g, ws->dqs.data(), n);
     WindowScatter(dlj, qs, j, g, ws->dkpp.data());
     WindowScatter(pj, dout, j, g, ws->dvpp.data());
   }
