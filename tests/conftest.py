@@ -9,6 +9,8 @@ import pytest  # noqa: E402
 from mindspore import Tensor  # noqa: E402
 
 from mindspore_acmix.convert import load_torch_state_dict  # noqa: E402
+from mindspore_acmix.ops.local_attention import (LOCAL_ATTENTION,  # noqa: E402
+                                                 aot_unavailable_reason)
 
 GOLDEN_DIR = os.path.join(os.path.dirname(__file__), "data", "golden")
 
@@ -21,6 +23,17 @@ def pynative():
     ms.set_context(mode=ms.PYNATIVE_MODE)
     yield
     ms.set_context(mode=ms.GRAPH_MODE)
+
+
+@pytest.fixture(params=sorted(LOCAL_ATTENTION))
+def attn_impl(request):
+    """Every registered local-attention implementation; "aot" is skipped, with the reason,
+    where its kernel cannot be built (no compiler, non-CPU target)."""
+    if request.param == "aot":
+        reason = aot_unavailable_reason()
+        if reason is not None:
+            pytest.skip(f"attn_impl='aot' unavailable: {reason}")
+    return request.param
 
 
 def load_golden(name):

@@ -16,6 +16,21 @@ def grid(h, w):
     return torch.stack([xs, ys]).unsqueeze(0)
 
 
+def local_attention(q, k, v, pe, k_att, s, dil):
+    """The official sliding-window attention (q already scaled), windows by unfold."""
+    bn, d = q.shape[:2]
+    pad = dil * (k_att - 1) // 2
+    qa, qpe = q[:, :, ::s, ::s], pe[:, :, ::s, ::s]
+    ho, wo = qa.shape[2:]
+
+    def win(t):
+        cols = F.unfold(F.pad(t, [pad] * 4, mode="reflect"), k_att, dilation=dil, stride=s)
+        return cols.reshape(t.shape[0], d, k_att ** 2, ho, wo)
+
+    att = (qa.unsqueeze(2) * (win(k) + qpe.unsqueeze(2) - win(pe))).sum(1).softmax(1)
+    return (att.unsqueeze(1) * win(v)).sum(2)
+
+
 class ACmix(tnn.Module):
     def __init__(self, in_planes, out_planes, kernel_att=7, head=4, kernel_conv=3, stride=1,
                  dilation=1):
@@ -36,22 +51,12 @@ class ACmix(tnn.Module):
     def forward(self, x):
         q, k, v = self.conv1(x), self.conv2(x), self.conv3(x)
         b, c, h, w = q.shape
-        n, d, s = self.head, self.head_dim, self.stride
-        pad = self.dil * (self.k_att - 1) // 2
+        n, d = self.head, self.head_dim
         pe = self.conv_p(grid(h, w))
-        qa = (q.reshape(b * n, d, h, w) * d ** -0.5)[:, :, ::s, ::s]
-        qpe = pe[:, :, ::s, ::s]
-        ho, wo = qa.shape[2:]
-
-        def win(t):
-            cols = F.unfold(F.pad(t, [pad] * 4, mode="reflect"), self.k_att,
-                            dilation=self.dil, stride=s)
-            return cols.reshape(t.shape[0], d, self.k_att ** 2, ho, wo)
-
-        att = (qa.unsqueeze(2) * (win(k.reshape(b * n, d, h, w)) + qpe.unsqueeze(2)
-                                  - win(pe))).sum(1).softmax(1)
-        out_att = (att.unsqueeze(1) * win(v.reshape(b * n, d, h, w))).sum(2)
-        out_att = out_att.reshape(b, c, ho, wo)
+        out_att = local_attention(q.reshape(b * n, d, h, w) * d ** -0.5, k.reshape(b * n, d, h, w),
+                                  v.reshape(b * n, d, h, w), pe, self.k_att, self.stride,
+                                  self.dil)
+        out_att = out_att.reshape(b, c, *out_att.shape[2:])
         f = self.fc(torch.cat([t.reshape(b, n, d, h * w) for t in (q, k, v)], 1))
         out_conv = self.dep_conv(f.permute(0, 2, 1, 3).reshape(b, -1, h, w))
         return self.rate1 * out_att + self.rate2 * out_conv

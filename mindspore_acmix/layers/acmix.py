@@ -17,7 +17,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
-from ..ops.local_attention import get_local_attention, window_padding
+from ..ops.local_attention import LOCAL_ATTENTION, resolve_local_attention, window_padding
 
 DEP_CONV_INITS = ("shift", "kaiming")
 
@@ -61,7 +61,9 @@ class ACmix(nn.Cell):
         dep_conv_init: "shift" (the paper: dep_conv starts as k*k shift kernels) or
             "kaiming" (what the official ResNet ends up with, because it re-initialises
             every Conv2d with Kaiming normal after building the blocks).
-        attn_impl: name of the local attention implementation (see ops.local_attention).
+        attn_impl: the local attention implementation (see ops.local_attention): "auto"
+            (the C++ kernel on CPU when it builds, else "stream"), "aot", "stream" (graph
+            operators only: Ascend, GPU, ONNX export) or "unfold" (the reference).
     """
 
     def __init__(self, in_planes, out_planes, kernel_att=7, head=4, kernel_conv=3, stride=1,
@@ -84,7 +86,8 @@ class ACmix(nn.Cell):
         self.head_dim = out_planes // head
         self.scaling = float(self.head_dim) ** -0.5
         self.padding_att = window_padding(kernel_att, dilation)
-        self.attention = get_local_attention(attn_impl)
+        self.attn_impl = resolve_local_attention(attn_impl)
+        self.attention = LOCAL_ATTENTION[self.attn_impl](kernel_att, stride, dilation)
 
         self.rate1 = Parameter(Tensor([0.5], ms.float32), name="rate1")
         self.rate2 = Parameter(Tensor([0.5], ms.float32), name="rate2")
@@ -118,8 +121,7 @@ class ACmix(nn.Cell):
 
         pe = self.conv_p(position_grid(h, w))
         out_att = self.attention(q.view(b * n, d, h, w) * self.scaling, k.view(b * n, d, h, w),
-                                 v.view(b * n, d, h, w), pe, self.kernel_att, self.stride,
-                                 self.dilation)
+                                 v.view(b * n, d, h, w), pe)
         out_att = out_att.view(b, self.out_planes, out_att.shape[2], out_att.shape[3])
 
         # fc mixes the 3*head maps of each head-dim index; dep_conv then treats every

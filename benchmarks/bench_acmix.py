@@ -1,0 +1,387 @@
+"""Benchmark of the ACmix local-attention implementations (a benchmark, not a test).
+
+    python benchmarks/bench_acmix.py [--mode layer|model|infer] [--json PATH]
+
+--mode layer (default): fwd+bwd time and peak memory growth of one ACmix layer (every
+    available attn_impl, the "unfold" reference among them) against a 3x3 convolution of
+    the same width, at the ResNet-50 stage shapes (batch 8: 64@56x56, 128@28x28,
+    256@14x14, 512@7x7); with torch installed, also the official-style PyTorch layer
+    (tests/torch_reference.py, which the tests check against the official outputs) and a
+    torch 3x3 convolution, on the same number of threads.
+--mode model: images/s of a training step (SGD with momentum, cross-entropy) of
+    acmix_resnet50 against resnet50 at the same batch and image size.
+--mode infer: inference latency of acmix_resnet50 and resnet50 exported to MindIR and
+    loaded back with nn.GraphCell.
+
+Timing: every variant is timed in this one process and the variants take turns within each
+repetition, so load from other processes on a shared machine hits all of them alike; the
+figure is the median of --repeat repetitions after --warmup untimed ones (the first of
+which compiles the graph). Ratios are taken between medians of the same run.
+
+Memory (layer mode): each variant and shape runs in a fresh subprocess, started before the
+timing of that shape so that the two never hold memory at once. It first runs the
+step once on a small input (batch 1, 8x8), so that framework start-up, kernel loading and
+most compiler state are already resident, records VmRSS, resets the kernel's peak-RSS
+mark (/proc/self/clear_refs), runs the full-size step twice and reports VmHWM - VmRSS:
+the high-water growth of resident memory during the real step, compilation of the
+full-size graph included (MindSpore's memory pool keeps what it allocated, so the peak is
+reached on the first full-size run).
+"""
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(1, os.path.join(ROOT, "tests"))  # torch_reference: the official-style layer
+os.environ.setdefault("GLOG_v", "3")
+
+import numpy as np  # noqa: E402
+
+STAGES = ((64, 56), (128, 28), (256, 14), (512, 7))  # ResNet-50 stage widths and sizes at 224
+
+
+def shape_key(channels, size):
+    return f"{channels}@{size}x{size}"
+
+
+# ---------------------------------------------------------------- variants ----------
+
+def ms_setup():
+    import mindspore as ms
+    ms.set_device("CPU")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    return ms
+
+
+def ms_layer(variant, channels):
+    """(MindSpore Cell) for a variant: "conv" or "acmix:<attn_impl>"."""
+    from mindspore import nn
+    from mindspore_acmix.layers import ACmix
+    if variant == "conv":
+        return nn.Conv2d(channels, channels, 3, pad_mode="pad", padding=1, has_bias=False)
+    return ACmix(channels, channels, attn_impl=variant.split(":", 1)[1])
+
+
+def ms_step(net, x):
+    """A function running one fwd+bwd of sum(net(x)) w.r.t. the input and every parameter."""
+    ms = ms_setup()
+    params = net.trainable_params()
+
+    def loss_fn(inp):
+        return net(inp).sum()
+
+    grad_fn = ms.jit(ms.value_and_grad(loss_fn, 0, params))
+
+    def step():
+        loss, grads = grad_fn(x)
+        loss.asnumpy()  # graph execution on CPU is synchronous: every gradient is ready
+        return grads
+    return step
+
+
+def torch_step(variant, channels, batch, size, threads):
+    import torch
+    import torch_reference
+    torch.set_num_threads(threads)
+    if variant == "torch:conv":
+        net = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+    else:
+        net = torch_reference.ACmix(channels, channels)
+    x = torch.randn(batch, channels, size, size, requires_grad=True)
+
+    def step():
+        net.zero_grad(set_to_none=True)
+        x.grad = None
+        net(x).sum().backward()
+    return step
+
+
+def make_step(variant, channels, batch, size, threads):
+    if variant.startswith("torch:"):
+        return torch_step(variant, channels, batch, size, threads)
+    from mindspore import Tensor
+    ms_setup()
+    net = ms_layer(variant, channels)
+    x = Tensor(np.random.default_rng(0).standard_normal((batch, channels, size, size))
+               .astype(np.float32))
+    return ms_step(net, x)
+
+
+def time_turns(steps, repeat, warmup):
+    """{name: [seconds]}: the steps take turns in each repetition (see the module docstring)."""
+    times = {name: [] for name in steps}
+    for rep in range(warmup + repeat):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            if rep >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
+# ---------------------------------------------------------------- memory ------------
+
+def _status_mb():
+    out = {}
+    with open("/proc/self/status", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value = line.split(":")
+                out[key] = int(value.split()[0]) / 1024.0
+    return out
+
+
+def memory_probe(variant, channels, batch, size, threads):
+    """Run in a fresh process: peak RSS growth (MB) of the full-size step."""
+    make_step(variant, channels, 1, 8, threads)()
+    step = make_step(variant, channels, batch, size, threads)
+    with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+        f.write("5")  # resets VmHWM to the current RSS
+    before = _status_mb()["VmRSS"]
+    step()
+    step()
+    return _status_mb()["VmHWM"] - before
+
+
+def measure_memory(variant, channels, batch, size, threads):
+    cmd = [sys.executable, os.path.abspath(__file__), "--memory-probe", variant,
+           "--batch", str(batch), "--threads", str(threads), "--probe-shape",
+           f"{channels},{size}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                          env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+    for line in proc.stdout.splitlines():
+        if line.startswith("PEAK_GROWTH_MB "):
+            return float(line.split()[1])
+    # reported, not raised: one failed probe (say, the unfold reference killed for memory)
+    # should not cost the rest of the table
+    print(f"   memory probe {variant} {channels}@{size} failed (rc {proc.returncode}):\n"
+          f"{proc.stderr[-2000:]}", flush=True)
+    return None
+
+
+# ---------------------------------------------------------------- modes -------------
+
+def machine_info(threads):
+    load = os.getloadavg()
+    return {"platform": platform.platform(), "processor": _cpu_model(), "cpus": os.cpu_count(),
+            "threads": threads, "loadavg_start": [round(v, 2) for v in load],
+            "python": platform.python_version(), "mindspore": _version("mindspore"),
+            "torch": _version("torch")}
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _version(module):
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return None
+
+
+def have_torch():
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def layer_mode(args):
+    from mindspore_acmix.ops.local_attention import LOCAL_ATTENTION, resolve_local_attention
+    default = resolve_local_attention("auto")
+    impls = args.impls.split(",") if args.impls else sorted(LOCAL_ATTENTION)
+    impls = [i for i in impls if i == default or i != "aot" or default == "aot"]
+    variants = ["conv"] + [f"acmix:{i}" for i in impls]
+    if have_torch() and not args.no_torch:
+        variants += ["torch:conv", "torch:acmix"]
+    shapes = [tuple(int(v) for v in s.split("@")) for s in args.shapes.split(",")] \
+        if args.shapes else STAGES
+    results = {}
+    for channels, size in shapes:
+        key = shape_key(channels, size)
+        print(f"\n== {key}, batch {args.batch}", flush=True)
+        row = {}
+        if not args.no_memory:
+            # before the timing, while this process is small: MindSpore's memory pool keeps
+            # what each timed graph allocated, and the unfold reference alone takes gigabytes
+            row["mem_mb"] = {}
+            for v in variants:
+                print(f"   memory {v}", flush=True)
+                row["mem_mb"][v] = measure_memory(v, channels, args.batch, size, args.threads)
+        print(f"   timing {', '.join(variants)}", flush=True)
+        steps = {v: make_step(v, channels, args.batch, size, args.threads) for v in variants}
+        times = time_turns(steps, args.repeat, args.warmup)
+        del steps
+        gc.collect()
+        row.update({"time_s": {v: statistics.median(t) for v, t in times.items()},
+                    "times_s": times})
+        acmix = f"acmix:{default}"
+        t, m = row["time_s"], row.get("mem_mb")
+        row["acmix_impl"] = default
+        row["acmix_over_conv_time"] = t[acmix] / t["conv"]
+        if "acmix:unfold" in t:
+            row["unfold_over_acmix_time"] = t["acmix:unfold"] / t[acmix]
+        if "torch:acmix" in t:
+            row["torch_acmix_over_acmix_time"] = t["torch:acmix"] / t[acmix]
+            row["acmix_over_torch_conv_time"] = t[acmix] / t["torch:conv"]
+        if m and m.get(acmix) is not None:
+            if m.get("conv") is not None:
+                row["acmix_over_conv_mem"] = m[acmix] / max(m["conv"], 1.0)
+            if m.get("acmix:unfold") is not None:
+                row["acmix_over_unfold_mem"] = m[acmix] / m["acmix:unfold"]
+        results[key] = row
+        print_layer_row(key, row, variants)
+    return {"default_attn_impl": default, "batch": args.batch, "shapes": results}
+
+
+def print_layer_row(key, row, variants):
+    print(f"{'variant':<16}{'fwd+bwd ms':>12}{'x conv':>9}{'peak MB':>10}{'x conv':>9}")
+    for v in variants:
+        t = row["time_s"][v]
+        conv = "torch:conv" if v.startswith("torch:") else "conv"
+        line = f"{v:<16}{t * 1e3:>12.1f}{t / row['time_s'][conv]:>9.2f}"
+        m, mc = row.get("mem_mb", {}).get(v), row.get("mem_mb", {}).get(conv)
+        if m is not None and mc is not None:
+            line += f"{m:>10.1f}{m / max(mc, 1.0):>9.2f}"
+        print(line)
+    summary = {k: round(v, 3) for k, v in row.items() if k.endswith(("_time", "_mem"))}
+    print(f"{key}: {summary}", flush=True)
+
+
+def train_step_fn(name, batch, image, num_classes):
+    import mindspore as ms
+    from mindspore import Tensor, nn
+    from mindspore_acmix import create_model
+    net = create_model(name, num_classes=num_classes)
+    net.set_train(True)
+    opt = nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9)
+    train = nn.TrainOneStepCell(nn.WithLossCell(net, nn.CrossEntropyLoss()), opt)
+    train.set_train(True)
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((batch, 3, image, image)).astype(np.float32))
+    y = Tensor(rng.integers(0, num_classes, batch).astype(np.int32))
+
+    def step():
+        train(x, y).asnumpy()
+    return step
+
+
+def model_mode(args):
+    ms_setup()
+    from mindspore_acmix.ops.local_attention import resolve_local_attention
+    names = ("acmix_resnet50", "resnet50")
+    print(f"\n== training step, batch {args.batch}, {args.image}x{args.image}", flush=True)
+    steps = {n: train_step_fn(n, args.batch, args.image, args.num_classes) for n in names}
+    times = time_turns(steps, args.model_repeat, args.warmup)
+    out = {"batch": args.batch, "image": args.image, "attn_impl": resolve_local_attention("auto"),
+           "step_s": {n: statistics.median(t) for n, t in times.items()}, "steps_s": times}
+    out["images_per_s"] = {n: args.batch / t for n, t in out["step_s"].items()}
+    out["acmix_resnet50_over_resnet50_throughput"] = (out["images_per_s"]["acmix_resnet50"]
+                                                      / out["images_per_s"]["resnet50"])
+    for n in names:
+        print(f"{n:<16} step {out['step_s'][n]:.3f} s  {out['images_per_s'][n]:.2f} images/s")
+    print(f"acmix_resnet50 / resnet50 throughput: "
+          f"{out['acmix_resnet50_over_resnet50_throughput']:.3f}", flush=True)
+    return out
+
+
+def infer_mode(args):
+    ms = ms_setup()
+    from mindspore import Tensor, nn
+    from mindspore_acmix import create_model
+    from mindspore_acmix.ops.local_attention import resolve_local_attention
+    names = ("acmix_resnet50", "resnet50")
+    x = Tensor(np.random.default_rng(0).standard_normal(
+        (args.infer_batch, 3, args.image, args.image)).astype(np.float32))
+    steps, max_diff = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in names:
+            net = create_model(n, num_classes=args.num_classes)
+            net.set_train(False)
+            path = os.path.join(tmp, n)
+            ms.export(net, x, file_name=path, file_format="MINDIR")
+            graph = nn.GraphCell(ms.load(path + ".mindir"))
+            max_diff[n] = float(np.abs(graph(x).asnumpy() - net(x).asnumpy()).max())
+
+            def step(graph=graph):
+                graph(x).asnumpy()
+            steps[n] = step
+        print(f"\n== MindIR inference, batch {args.infer_batch}, {args.image}x{args.image}",
+              flush=True)
+        times = time_turns(steps, args.model_repeat, args.warmup)
+    out = {"batch": args.infer_batch, "image": args.image,
+           "attn_impl": resolve_local_attention("auto"),
+           "latency_s": {n: statistics.median(t) for n, t in times.items()}, "latencies_s": times,
+           "mindir_vs_net_max_abs_diff": max_diff}
+    out["acmix_resnet50_over_resnet50_latency"] = (out["latency_s"]["acmix_resnet50"]
+                                                   / out["latency_s"]["resnet50"])
+    for n in names:
+        print(f"{n:<16} {out['latency_s'][n] * 1e3:.1f} ms  (MindIR vs net max |diff| "
+              f"{max_diff[n]:.2e})")
+    print(f"acmix_resnet50 / resnet50 latency: {out['acmix_resnet50_over_resnet50_latency']:.3f}",
+          flush=True)
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--mode", choices=("layer", "model", "infer"), default="layer")
+    p.add_argument("--json", help="write the results to this JSON file")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--repeat", type=int, default=7, help="timed repetitions (layer mode)")
+    p.add_argument("--model-repeat", type=int, default=5,
+                   help="timed repetitions (model and infer modes)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=os.cpu_count(),
+                   help="threads for torch and the AOT kernel (MindSpore uses all cores)")
+    p.add_argument("--shapes", help="layer mode: comma-separated C@S, e.g. 64@56,128@28")
+    p.add_argument("--impls", help="layer mode: comma-separated attn_impl names to time")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    p.add_argument("--image", type=int, default=224)
+    p.add_argument("--infer-batch", type=int, default=1)
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--memory-probe", help=argparse.SUPPRESS)
+    p.add_argument("--probe-shape", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+
+    if args.memory_probe:
+        channels, size = (int(v) for v in args.probe_shape.split(","))
+        growth = memory_probe(args.memory_probe, channels, args.batch, size, args.threads)
+        print(f"PEAK_GROWTH_MB {growth:.3f}")
+        return None
+
+    info = machine_info(args.threads)
+    print(json.dumps(info), flush=True)
+    result = {"machine": info, "mode": args.mode,
+              "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}
+    result[args.mode] = {"layer": layer_mode, "model": model_mode, "infer": infer_mode}[
+        args.mode](args)
+    result["machine"]["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+        print(f"wrote {args.json}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Compiling the package's C++ AOT kernels on first use, into a per-user cache.
+
+The shared library is named after a hash of everything that determines the binary (the
+source, the compiler's version, the flags and this CPU's instruction-set flags, because
+it is built with -march=native), so editing the kernel, changing compiler or sharing a
+home directory between different CPUs never picks up a stale or illegal binary. It is
+written to a temporary file and renamed into place, so concurrent first uses (several
+test or training processes) never see a half-written library.
+
+Environment:
+    ACMIX_KERNEL_CACHE: cache directory (default $XDG_CACHE_HOME/mindspore_acmix or
+        ~/.cache/mindspore_acmix).
+    CXX: the C++ compiler (default g++, then c++, then clang++).
+"""
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+
+KERNEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
+CXX_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17",
+             "-fno-math-errno", "-fno-trapping-math")
+
+
+class KernelBuildError(RuntimeError):
+    """The AOT kernel could not be built; the message says why, for a person."""
+
+
+def cache_dir():
+    root = os.environ.get("ACMIX_KERNEL_CACHE")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "mindspore_acmix")
+    return root
+
+
+def find_compiler():
+    for name in ([os.environ["CXX"]] if os.environ.get("CXX") else []) + ["g++", "c++", "clang++"]:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _compiler_version(cxx):
+    try:
+        return subprocess.run([cxx, "--version"], capture_output=True, text=True,
+                              timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise KernelBuildError(f"cannot run the C++ compiler {cxx}: {exc}") from exc
+
+
+def build_kernel(source_name):
+    """Path of the shared library built from kernels/<source_name>, compiling it if needed.
+
+    Raises KernelBuildError (with the compiler's output) when it cannot be built.
+    """
+    source = os.path.join(KERNEL_DIR, source_name)
+    with open(source, "rb") as f:
+        code = f.read()
+    cxx = find_compiler()
+    if cxx is None:
+        raise KernelBuildError("no C++ compiler found (set CXX, or install g++)")
+    key = hashlib.sha256(b"\0".join([
+        code, _compiler_version(cxx).encode(), " ".join(CXX_FLAGS).encode(),
+        _cpu_flags().encode(), platform.machine().encode()])).hexdigest()[:16]
+    stem = os.path.splitext(source_name)[0]
+    directory = cache_dir()
+    target = os.path.join(directory, f"{stem}-{key}.so")
+    if os.path.isfile(target):
+        return target
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}-", suffix=".so", dir=directory)
+        os.close(fd)
+    except OSError as exc:
+        raise KernelBuildError(f"cannot write to the kernel cache {directory}: {exc} "
+                               "(set ACMIX_KERNEL_CACHE to a writable directory)") from exc
+    try:
+        proc = subprocess.run([cxx, *CXX_FLAGS, "-o", tmp, source], capture_output=True,
+                              text=True, timeout=600)
+        if proc.returncode != 0:
+            raise KernelBuildError(f"compiling {source} with {cxx} failed:\n{proc.stderr[-4000:]}")
+        os.replace(tmp, target)  # atomic: a concurrent build just replaces it with the same file
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise KernelBuildError(f"compiling {source} with {cxx} failed: {exc}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target

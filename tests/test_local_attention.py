@@ -1,0 +1,104 @@
+"""The local-attention implementations against the PyTorch statement of the official code
+at the function level (geometries beyond the layer tests: kernel 1, dilation 3, stride 4,
+minimal sizes), the AOT kernel's build cache and its fallback when no compiler is
+available."""
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import Tensor
+from mindspore_acmix.layers import ACmix
+from mindspore_acmix.ops import aot_build, local_attention
+from mindspore_acmix.ops.local_attention import LOCAL_ATTENTION, resolve_local_attention
+
+from conftest import assert_close
+
+GEOMETRIES = [
+    # kernel_size, stride, dilation, (bn, d, h, w)
+    (1, 1, 1, (2, 3, 4, 5)),     # one-pixel window: out = v
+    (3, 1, 3, (2, 4, 7, 4)),     # dilation 3, minimal width for padding 3
+    (5, 4, 1, (1, 2, 11, 9)),    # stride 4: ceil sizes 3 x 3
+    (7, 2, 1, (3, 5, 4, 6)),     # padding 3 on a 4-row map: every row reflects
+    (3, 2, 2, (2, 6, 9, 10)),    # stride and dilation together
+]
+
+
+def attention_and_grads(impl, geometry, arrays):
+    kernel_size, stride, dilation, _ = geometry
+    attn = LOCAL_ATTENTION[impl](kernel_size, stride, dilation)
+    q, k, v, pe, probe = (Tensor(a) for a in arrays)
+
+    def loss(*inputs):
+        return (attn(*inputs) * probe).sum()
+
+    _, grads = ms.value_and_grad(loss, (0, 1, 2, 3))(q, k, v, pe)
+    return [attn(q, k, v, pe).asnumpy()] + [g.asnumpy() for g in grads]
+
+
+def torch_attention_and_grads(geometry, arrays):
+    torch = pytest.importorskip("torch")
+    import torch_reference
+    q, k, v, pe, probe = (torch.tensor(a, requires_grad=True) for a in arrays)
+    out = torch_reference.local_attention(q, k, v, pe, *geometry[:3])
+    (out * probe).sum().backward()
+    return [out.detach().numpy()] + [t.grad.numpy() for t in (q, k, v, pe)]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"k{g[0]}s{g[1]}d{g[2]}")
+def test_matches_torch(geometry, attn_impl, request):
+    if attn_impl == "stream":
+        # PyNative: its graph takes long to compile; graph mode is covered by the layer tests
+        request.getfixturevalue("pynative")
+    kernel_size, stride, _, (bn, d, h, w) = geometry
+    rng = np.random.default_rng(kernel_size * 10 + stride)
+    ho, wo = -(-h // stride), -(-w // stride)
+    arrays = [rng.standard_normal(s).astype(np.float32)
+              for s in ((bn, d, h, w), (bn, d, h, w), (bn, d, h, w), (1, d, h, w), (bn, d, ho, wo))]
+    expected = torch_attention_and_grads(geometry, arrays)
+    got = attention_and_grads(attn_impl, geometry, arrays)
+    for name, ours, ref in zip(("out", "dq", "dk", "dv", "dpe"), got, expected):
+        assert_close(ours, ref, 1e-5, f"{attn_impl} {geometry} {name}")
+    if kernel_size == 1:
+        assert_close(got[0], arrays[2], 1e-6, "one-pixel window returns v")
+
+
+def test_auto_picks_the_kernel_on_cpu():
+    assert ms.get_context("device_target") == "CPU"
+    expected = "aot" if local_attention.aot_unavailable_reason() is None else "stream"
+    assert resolve_local_attention("auto") == expected
+    assert ACmix(8, 8).attn_impl == expected
+
+
+def test_no_compiler_falls_back_to_stream(monkeypatch):
+    monkeypatch.setattr(aot_build, "find_compiler", lambda: None)
+    monkeypatch.setattr(local_attention, "_aot_state", {})
+    monkeypatch.setattr(local_attention, "_warned", set())
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler found.*attn_impl='stream'"):
+        assert ACmix(8, 8).attn_impl == "stream"
+    with pytest.raises(RuntimeError, match="attn_impl='aot' is unavailable: no C\\+\\+ compiler"):
+        ACmix(8, 8, attn_impl="aot")
+
+
+def test_failed_compile_reports_the_compiler(monkeypatch, tmp_path):
+    monkeypatch.setenv("ACMIX_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+    with pytest.raises(aot_build.KernelBuildError, match="compiling .*local_attention_cpu.cc"):
+        aot_build.build_kernel("local_attention_cpu.cc")
+    assert list(tmp_path.iterdir()) == [], "a failed build leaves no file in the cache"
+
+
+def test_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path):
+    if aot_build.find_compiler() is None:
+        pytest.skip("no C++ compiler")
+    monkeypatch.setenv("ACMIX_KERNEL_CACHE", str(tmp_path / "cache"))
+    path = aot_build.build_kernel("local_attention_cpu.cc")
+    assert path.startswith(str(tmp_path / "cache")) and path.endswith(".so")
+    mtime = (tmp_path / "cache" / path.rsplit("/", 1)[1]).stat().st_mtime_ns
+    assert aot_build.build_kernel("local_attention_cpu.cc") == path
+    assert (tmp_path / "cache" / path.rsplit("/", 1)[1]).stat().st_mtime_ns == mtime
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [path.rsplit("/", 1)[1]]
+
+
+def test_invalid_name_lists_the_choices():
+    with pytest.raises(ValueError, match=r"attn_impl must be 'auto' or one of \['aot', 'stream', "
+                                         r"'unfold'\], got 'cuda'"):
+        resolve_local_attention("cuda")
