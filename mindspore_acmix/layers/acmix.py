@@ -18,6 +18,7 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
 from ..ops.local_attention import LOCAL_ATTENTION, resolve_local_attention, window_padding
+from .conv import SameConv2d
 
 DEP_CONV_INITS = ("shift", "kaiming")
 
@@ -64,10 +65,13 @@ class ACmix(nn.Cell):
         attn_impl: the local attention implementation (see ops.local_attention): "auto"
             (the C++ kernel on CPU when it builds, else "stream"), "aot", "stream" (graph
             operators only: Ascend, GPU, ONNX export) or "unfold" (the reference).
+        conv_impl: how the convolutions run (see layers.conv): "auto" (per-tap matmuls on
+            CPU, where MindSpore's grouped 3x3 Conv2D is slow; the native kernel elsewhere),
+            "native" or "matmul". Parameters and numbers are the same either way. Parameters and numbers are the same either way.
     """
 
     def __init__(self, in_planes, out_planes, kernel_att=7, head=4, kernel_conv=3, stride=1,
-                 dilation=1, dep_conv_init="shift", attn_impl="auto"):
+                 dilation=1, dep_conv_init="shift", attn_impl="auto", conv_impl="auto"):
         super().__init__()
         _positive_int("in_planes", in_planes)
         _positive_int("out_planes", out_planes)
@@ -91,17 +95,16 @@ class ACmix(nn.Cell):
 
         self.rate1 = Parameter(Tensor([0.5], ms.float32), name="rate1")
         self.rate2 = Parameter(Tensor([0.5], ms.float32), name="rate2")
-        self.conv1 = nn.Conv2d(in_planes, out_planes, 1, has_bias=True)
-        self.conv2 = nn.Conv2d(in_planes, out_planes, 1, has_bias=True)
-        self.conv3 = nn.Conv2d(in_planes, out_planes, 1, has_bias=True)
-        self.conv_p = nn.Conv2d(2, self.head_dim, 1, has_bias=True)
-        self.fc = nn.Conv2d(3 * head, kernel_conv * kernel_conv, 1, has_bias=False)
-        self.dep_conv = nn.Conv2d(
+        self.conv1 = SameConv2d(in_planes, out_planes, 1, has_bias=True, impl=conv_impl)
+        self.conv2 = SameConv2d(in_planes, out_planes, 1, has_bias=True, impl=conv_impl)
+        self.conv3 = SameConv2d(in_planes, out_planes, 1, has_bias=True, impl=conv_impl)
+        self.conv_p = SameConv2d(2, self.head_dim, 1, has_bias=True, impl=conv_impl)
+        self.fc = SameConv2d(3 * head, kernel_conv * kernel_conv, 1, impl=conv_impl)
+        self.dep_conv = SameConv2d(
             kernel_conv * kernel_conv * self.head_dim, out_planes, kernel_conv, stride=stride,
-            pad_mode="pad", padding=dilation * (kernel_conv // 2), dilation=dilation,
-            group=self.head_dim, has_bias=False,
+            dilation=dilation, group=self.head_dim,
             weight_init=Tensor(shift_kernels(out_planes, kernel_conv)) if dep_conv_init == "shift"
-            else "he_normal")
+            else "he_normal", impl=conv_impl)
 
     def _check_input(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_planes:

@@ -15,6 +15,7 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
 from .acmix import _positive_int, shift_kernels
+from .conv import SameConv2d
 from .transformer import _probability, trunc_normal_
 
 CONV_KERNEL = 3  # the official Swin-ACmix hard-codes a 3x3 convolution path (9 shift maps)
@@ -135,11 +136,10 @@ class TokenConvPath:
         self.rate1 = Parameter(Tensor([0.5], ms.float32), name="rate1")
         self.rate2 = Parameter(Tensor([0.5], ms.float32), name="rate2")
         kk = CONV_KERNEL * CONV_KERNEL
-        self.fc = nn.Conv2d(3 * num_heads, kk, 1, has_bias=True)
+        self.fc = SameConv2d(3 * num_heads, kk, 1, has_bias=True)
         # the official dep_conv bias is deleted by its own init (it assigns None to it)
-        self.dep_conv = nn.Conv2d(kk * head_dim, dim, CONV_KERNEL, pad_mode="pad",
-                                  padding=CONV_KERNEL // 2, group=head_dim, has_bias=False,
-                                  weight_init=Tensor(shift_kernels(dim, CONV_KERNEL)))
+        self.dep_conv = SameConv2d(kk * head_dim, dim, CONV_KERNEL, group=head_dim,
+                                   weight_init=Tensor(shift_kernels(dim, CONV_KERNEL)))
 
     def conv_path(self, qkv, h, w):
         """qkv: (B, h*w, 3C) or (B, h, w, 3C), channels (q|k|v, head, head_dim) -> (B, h, w, C)."""

@@ -8,16 +8,16 @@ from mindspore import nn
 from mindspore.common.initializer import HeNormal, One, Zero, initializer
 
 from ..layers import ACmix
+from ..layers.conv import SameConv2d
 from ..registry import register_model
 
 
 def conv1x1(in_planes, out_planes, stride=1):
-    return nn.Conv2d(in_planes, out_planes, 1, stride=stride, has_bias=False)
+    return SameConv2d(in_planes, out_planes, 1, stride=stride)
 
 
 def conv3x3(in_planes, out_planes, stride=1, dilation=1):
-    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, pad_mode="pad", padding=dilation,
-                     dilation=dilation, has_bias=False)
+    return SameConv2d(in_planes, out_planes, 3, stride=stride, dilation=dilation)
 
 
 class Bottleneck(nn.Cell):
@@ -25,7 +25,7 @@ class Bottleneck(nn.Cell):
 
     def __init__(self, inplanes, planes, stride=1, downsample=None, dilation=1, acmix=None):
         """acmix: None for a plain 3x3 convolution, else ACmix keyword arguments
-        (kernel_att, head, kernel_conv, dep_conv_init, attn_impl)."""
+        (kernel_att, head, kernel_conv, dep_conv_init, attn_impl, conv_impl)."""
         super().__init__()
         width = planes
         self.conv1 = conv1x1(inplanes, width)
@@ -79,8 +79,7 @@ class ResNet(nn.Cell):
             self.conv1 = conv3x3(3, width)
             self.maxpool = nn.Identity()
         else:
-            self.conv1 = nn.Conv2d(3, width, 7, stride=2, pad_mode="pad", padding=3,
-                                   has_bias=False)
+            self.conv1 = SameConv2d(3, width, 7, stride=2)
             self.maxpool = nn.MaxPool2d(3, 2, pad_mode="pad", padding=1)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU()
@@ -134,10 +133,11 @@ class ACmixResNet(ResNet):
     """ResNet whose every bottleneck 3x3 is ACmix(width, width, k_att, head, k_conv, stride)."""
 
     def __init__(self, layers, k_att=7, head=4, k_conv=3, num_classes=1000,
-                 dep_conv_init="shift", attn_impl="auto", **resnet_kwargs):
+                 dep_conv_init="shift", attn_impl="auto", conv_impl="auto", **resnet_kwargs):
         super().__init__(layers, num_classes,
                          acmix=dict(kernel_att=k_att, head=head, kernel_conv=k_conv,
-                                    dep_conv_init=dep_conv_init, attn_impl=attn_impl),
+                                    dep_conv_init=dep_conv_init, attn_impl=attn_impl,
+                                    conv_impl=conv_impl),
                          **resnet_kwargs)
 
 
