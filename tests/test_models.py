@@ -18,7 +18,8 @@ def test_registry_lists_the_resnet_family():
     for name in ["acmix_resnet26", "acmix_resnet38", "acmix_resnet50",
                  "resnet26", "resnet38", "resnet50"]:
         assert name in names
-    assert list_models("acmix_*") == ["acmix_resnet26", "acmix_resnet38", "acmix_resnet50"]
+    assert list_models("acmix_resnet*") == ["acmix_resnet26", "acmix_resnet38", "acmix_resnet50",
+                                          "acmix_resnet_tiny"]
     assert mindspore_acmix.is_model("resnet26") and not mindspore_acmix.is_model("resnet27")
 
 
