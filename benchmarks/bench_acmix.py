@@ -13,8 +13,9 @@
 --mode infer: inference latency of acmix_resnet50 and resnet50 exported to MindIR and
     loaded back with nn.GraphCell.
 
-Timing: every variant is timed in this one process and the variants take turns within each
-repetition, so load from other processes on a shared machine hits all of them alike; the
+Timing: for each shape, every variant is timed in one process (a fresh one per shape, see
+time_in_subprocess) and the variants take turns within each repetition, so load from
+other processes on a shared machine hits all of them alike; the
 figure is the median of --repeat repetitions after --warmup untimed ones (the first of
 which compiles the graph). Ratios are taken between medians of the same run.
 
@@ -28,7 +29,6 @@ full-size graph included (MindSpore's memory pool keeps what it allocated, so th
 reached on the first full-size run).
 """
 import argparse
-import gc
 import json
 import os
 import platform
@@ -151,6 +151,33 @@ def memory_probe(variant, channels, batch, size, threads):
     return _status_mb()["VmHWM"] - before
 
 
+def timing_probe(variants, channels, batch, size, threads, repeat, warmup):
+    """Run in a fresh process: {variant: [seconds]}, the variants taking turns."""
+    steps = {v: make_step(v, channels, batch, size, threads) for v in variants}
+    return time_turns(steps, repeat, warmup)
+
+
+def time_in_subprocess(variants, channels, size, args):
+    """All variants of one shape are timed together in one fresh process: MindSpore's memory
+    pool keeps what every compiled graph allocated until the process exits, so one process
+    for all shapes would hold the unfold reference's gigabytes from every shape at once."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--timing-probe", ",".join(variants),
+           "--batch", str(args.batch), "--threads", str(args.threads), "--probe-shape",
+           f"{channels},{size}", "--repeat", str(args.repeat), "--warmup", str(args.warmup)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                          env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
+    for line in proc.stdout.splitlines():
+        if line.startswith("TIMES_JSON "):
+            return json.loads(line.split(" ", 1)[1])
+    raise RuntimeError(f"timing {channels}@{size} failed (rc {proc.returncode}):\n"
+                       f"{proc.stderr[-3000:]}")
+
+
+def write_json(path, data):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+
+
 def measure_memory(variant, channels, batch, size, threads):
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-probe", variant,
            "--batch", str(batch), "--threads", str(threads), "--probe-shape",
@@ -207,7 +234,8 @@ def layer_mode(args):
     from mindspore_acmix.ops.local_attention import LOCAL_ATTENTION, resolve_local_attention
     default = resolve_local_attention("auto")
     impls = args.impls.split(",") if args.impls else sorted(LOCAL_ATTENTION)
-    impls = [i for i in impls if i == default or i != "aot" or default == "aot"]
+    # the default path is always timed (the ratios are about it); "aot" only where it builds
+    impls = [default] + [i for i in impls if i != default and (i != "aot" or default == "aot")]
     variants = ["conv"] + [f"acmix:{i}" for i in impls]
     if have_torch() and not args.no_torch:
         variants += ["torch:conv", "torch:acmix"]
@@ -226,10 +254,7 @@ def layer_mode(args):
                 print(f"   memory {v}", flush=True)
                 row["mem_mb"][v] = measure_memory(v, channels, args.batch, size, args.threads)
         print(f"   timing {', '.join(variants)}", flush=True)
-        steps = {v: make_step(v, channels, args.batch, size, args.threads) for v in variants}
-        times = time_turns(steps, args.repeat, args.warmup)
-        del steps
-        gc.collect()
+        times = time_in_subprocess(variants, channels, size, args)
         row.update({"time_s": {v: statistics.median(t) for v, t in times.items()},
                     "times_s": times})
         acmix = f"acmix:{default}"
@@ -248,6 +273,8 @@ def layer_mode(args):
                 row["acmix_over_unfold_mem"] = m[acmix] / m["acmix:unfold"]
         results[key] = row
         print_layer_row(key, row, variants)
+        if args.json:  # after every shape, so a late failure keeps what was measured
+            write_json(args.json, {"partial": True, "layer": {"shapes": results}})
     return {"default_attn_impl": default, "batch": args.batch, "shapes": results}
 
 
@@ -352,17 +379,26 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help="threads for torch and the AOT kernel (MindSpore uses all cores)")
     p.add_argument("--shapes", help="layer mode: comma-separated C@S, e.g. 64@56,128@28")
-    p.add_argument("--impls", help="layer mode: comma-separated attn_impl names to time")
+    p.add_argument("--impls", help="layer mode: comma-separated attn_impl names to time besides "
+                   "the default (all by default; the timed variants share one process, so on a "
+                   "small machine time 'unfold' and 'stream' in separate runs)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     p.add_argument("--image", type=int, default=224)
     p.add_argument("--infer-batch", type=int, default=1)
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--memory-probe", help=argparse.SUPPRESS)
+    p.add_argument("--timing-probe", help=argparse.SUPPRESS)
     p.add_argument("--probe-shape", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
+    if args.timing_probe:
+        channels, size = (int(v) for v in args.probe_shape.split(","))
+        times = timing_probe(args.timing_probe.split(","), channels, args.batch, size,
+                             args.threads, args.repeat, args.warmup)
+        print("TIMES_JSON " + json.dumps(times))
+        return None
     if args.memory_probe:
         channels, size = (int(v) for v in args.probe_shape.split(","))
         growth = memory_probe(args.memory_probe, channels, args.batch, size, args.threads)
@@ -377,8 +413,7 @@ def main(argv=None):
         args.mode](args)
     result["machine"]["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+        write_json(args.json, result)
         print(f"wrote {args.json}")
     return result
 

@@ -22,8 +22,12 @@ Implementations (ACmix(attn_impl=...) picks one by name):
   keys, values and encodings unfolded into kernel_size**2 copies, forward and backward.
 - "stream": standard graph operators only (slices, multiplies, sums, concat, softmax).
   It streams over the kernel_size**2 window offsets and has its own backward (a Cell
-  bprop that recomputes the probabilities), so nothing kernel_size**2 times a feature
-  map is kept. For Ascend, GPU, and for export: MindIR and, unlike "aot", ONNX.
+  bprop that recomputes the probabilities), so no kernel_size**2-times tensor exists in
+  the graph. For Ascend, GPU, and for export: MindIR and, unlike "aot", ONNX. Caveat
+  measured on MindSpore 2.10 CPU (graph mode): the executor keeps the unrolled
+  per-offset intermediates alive, so its peak memory at 64@56x56, batch 8 is still
+  6.2 GB (the unfold reference: 8.9 GB), and CPU slices are slow (about 5 s fwd+bwd);
+  on CPU use "aot". Not measured on Ascend or GPU.
 - "aot": C++ CPU kernels (kernels/local_attention_cpu.cc, OpenMP) run as MindSpore AOT
   Custom ops, compiled with the machine's C++ compiler on first use and cached (see
   aot_build). The fastest on CPU. A MindIR using it stores the library's absolute path,
