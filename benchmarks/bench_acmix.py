@@ -62,11 +62,13 @@ def ms_setup():
 
 
 def ms_layer(variant, channels):
-    """(MindSpore Cell) for a variant: "conv" or "acmix:<attn_impl>"."""
-    from mindspore import nn
+    """(MindSpore Cell) for a variant: "conv" (the 3x3 convolution our models use, SameConv2d:
+    per-tap matmuls on CPU), "conv:native" (MindSpore's Conv2D kernel) or "acmix:<attn_impl>"."""
     from mindspore_acmix.layers import ACmix
-    if variant == "conv":
-        return nn.Conv2d(channels, channels, 3, pad_mode="pad", padding=1, has_bias=False)
+    from mindspore_acmix.layers.conv import SameConv2d
+    if variant.startswith("conv"):
+        return SameConv2d(channels, channels, 3, impl="native" if variant == "conv:native"
+                          else "auto")
     return ACmix(channels, channels, attn_impl=variant.split(":", 1)[1])
 
 
@@ -236,7 +238,7 @@ def layer_mode(args):
     impls = args.impls.split(",") if args.impls else sorted(LOCAL_ATTENTION)
     # the default path is always timed (the ratios are about it); "aot" only where it builds
     impls = [default] + [i for i in impls if i != default and (i != "aot" or default == "aot")]
-    variants = ["conv"] + [f"acmix:{i}" for i in impls]
+    variants = ["conv", "conv:native"] + [f"acmix:{i}" for i in impls]
     if have_torch() and not args.no_torch:
         variants += ["torch:conv", "torch:acmix"]
     shapes = [tuple(int(v) for v in s.split("@")) for s in args.shapes.split(",")] \
@@ -261,6 +263,7 @@ def layer_mode(args):
         t, m = row["time_s"], row.get("mem_mb")
         row["acmix_impl"] = default
         row["acmix_over_conv_time"] = t[acmix] / t["conv"]
+        row["acmix_over_native_conv_time"] = t[acmix] / t["conv:native"]
         if "acmix:unfold" in t:
             row["unfold_over_acmix_time"] = t["acmix:unfold"] / t[acmix]
         if "torch:acmix" in t:
