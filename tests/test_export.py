@@ -18,7 +18,7 @@ import torch
 from mindspore import Tensor, nn
 
 import torch_reference as ref
-from conftest import assert_close
+from conftest import assert_close, write_config
 from mindspore_acmix.checkpoint import load_network_checkpoint
 from mindspore_acmix.cli import REPO_DIR
 from mindspore_acmix.config import resolve
@@ -160,7 +160,9 @@ def test_errors_are_one_line_with_exit_code_2(tiny_checkpoint, case, message, tm
             "format": ["--checkpoint", good, "--file-format", "pb"],
             "missing": ["--checkpoint", str(tmp_path / "missing.ckpt")],
             "corrupt": ["--checkpoint", str(tmp_path / "corrupt.ckpt")],
-            "classes": ["--checkpoint", good, "--set", "num_classes=7"]}[case]
+            "classes": ["--checkpoint", good, "--config", write_config(
+                tmp_path / "seven.yaml", model="acmix_resnet_tiny", num_classes=7, image_size=32,
+                eval_resize=32, data_dir=str(tmp_path))]}[case]
     work = tmp_path / "work"
     work.mkdir()
     proc = run_export("--config", TINY_CONFIG, "--set", "device=CPU", *args, cwd=work)
