@@ -172,3 +172,21 @@ def test_errors_are_one_line_with_exit_code_2(tiny_checkpoint, case, message, tm
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert re.search(message, errors[0]), errors[0]
     assert os.listdir(work) == []
+
+
+def test_onnx_of_an_untranslatable_operator_is_an_export_error(tmp_path, monkeypatch):
+    """Swin and PVT use the exact (erf) GELU, which MindSpore's ONNX exporter cannot translate:
+    an ExportError (one 'error:' line in export.py) that points to MINDIR."""
+    monkeypatch.chdir(tmp_path)
+
+    class ExactGelu(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.act = nn.GELU(approximate=False)
+
+        def construct(self, x):
+            return self.act(x).mean(axis=(2, 3))
+
+    with pytest.raises(ExportError, match="ONNX exporter cannot translate this network.*MINDIR"):
+        export_network(ExactGelu(), "ONNX", 1, 8, str(tmp_path / "gelu"))
+    assert os.listdir(tmp_path) == []  # no gelu.onnx, no rank_0/
