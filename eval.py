@@ -22,9 +22,8 @@ def main(argv):
     parser.add_argument("--batch-size", type=int)
     args = parser.parse_args(argv)
     # a checkpoint written by train.py has its resolved config beside it
-    beside = args.checkpoint and os.path.join(os.path.dirname(args.checkpoint), "config.yaml")
     cfg = cli.resolve_config(args, {"batch_size": "batch_size"},
-                             beside if beside and os.path.isfile(beside) else None)
+                             cli.config_beside(args.checkpoint))
     checkpoint = args.checkpoint or os.path.join(cfg["output_dir"], "best.ckpt")
     setup_runtime(cfg["device"])
     net = load_network_checkpoint(build_network(cfg), checkpoint)

@@ -1,5 +1,46 @@
-"""Export a checkpoint to MindIR / ONNX / AIR. Delivered by issue 4 (export and edge inference)."""
+"""Export a checkpoint for inference: MindIR (default), ONNX, or AIR (Ascend only).
+
+    python export.py --config configs/digits/acmix_resnet_tiny.yaml \
+        --checkpoint outputs/acmix_resnet_tiny_digits/best.ckpt --output acmix_tiny
+    python export.py --config C --checkpoint P --file-format ONNX --batch-size 1 --image-size 224
+
+The network comes from the same builder as train.py and eval.py, in inference mode, in
+float32 (also after AMP training), with the graph-operator formulation of ACmix (see
+mindspore_acmix.deploy): the file runs on any backend and holds the trained numbers.
+"""
 import sys
 
+from mindspore_acmix import cli
+from mindspore_acmix.checkpoint import load_network_checkpoint
+from mindspore_acmix.deploy import ExportError, check_format, export_network, prepare_for_export
+from mindspore_acmix.engine.trainer import build_network
+from mindspore_acmix.runtime import setup_runtime
+
+
+def main(argv):
+    parser = cli.parser("Export a trained checkpoint to MindIR, ONNX or AIR.")
+    cli.add_config_arguments(parser)
+    parser.add_argument("--checkpoint", required=True, help="the .ckpt to export")
+    parser.add_argument("--file-format", default="MINDIR", help="MINDIR, ONNX or AIR (Ascend)")
+    parser.add_argument("--batch-size", type=int, default=1, help="static batch of the input")
+    parser.add_argument("--image-size", type=int, help="input height and width "
+                        "(default: the config's image_size)")
+    parser.add_argument("--output", help="file name without extension (default: the model name)")
+    args = parser.parse_args(argv)
+    cfg = cli.resolve_config(args, {}, cli.config_beside(args.checkpoint))
+    device = setup_runtime(cfg["device"])
+    fmt = check_format(args.file_format, device)
+    size = args.image_size or cfg["image_size"]
+    for name, value in (("--batch-size", args.batch_size), ("--image-size", size)):
+        if value < 1:
+            raise ExportError(f"{name} must be a positive integer, got {value}")
+    net = load_network_checkpoint(build_network(cfg), args.checkpoint)
+    path = export_network(prepare_for_export(net), fmt, args.batch_size, size,
+                          args.output or cfg["model"])
+    print(f"wrote {path}: {cfg['model']}, input ({args.batch_size}, 3, {size}, {size}) "
+          f"float32, output ({args.batch_size}, {cfg['num_classes']}) logits", flush=True)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit("export.py is not implemented yet: issue 4 (export and edge inference) delivers it.")
+    sys.exit(cli.run(main, extra_errors=(ExportError,)))

@@ -35,6 +35,12 @@ def resolve_config(args, flag_keys, config_path=None):
     return config_lib.resolve(path, overrides)
 
 
+def config_beside(checkpoint):
+    """The config.yaml that train.py wrote beside `checkpoint`, or None."""
+    beside = checkpoint and os.path.join(os.path.dirname(checkpoint), "config.yaml")
+    return beside if beside and os.path.isfile(beside) else None
+
+
 def run(main, argv=None, extra_errors=()):
     """Run main(argv): a user error prints one 'error: ...' line and exits 2 (the traceback
     only with --debug)."""

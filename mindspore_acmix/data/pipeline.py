@@ -72,6 +72,13 @@ def epoch_indices(num_samples, seed, epoch, rank, world, shuffle):
     return order[: per_rank * world][rank::world].tolist()
 
 
+def eval_transforms(resize, crop, mean, std, interpolation="bilinear"):
+    """Decode, short side to `resize`, center crop `crop`, normalise (0-255 scale), CHW: the
+    evaluation transforms (also the Ascend 310 program's JPEG preprocessing)."""
+    return [V.Decode(), V.Resize(resize, _interpolation(interpolation)), V.CenterCrop(crop),
+            V.Normalize(mean, std), V.HWC2CHW()]
+
+
 class ImageFolderSplit:
     """One split of an ImageFolder tree with its transforms; `epoch(e)` builds that epoch's
     batched dataset for this rank."""
@@ -116,8 +123,8 @@ class ImageFolderSplit:
             if cfg["random_erasing"] > 0:  # on the normalised CHW image, as timm does
                 ops.append(V.RandomErasing(cfg["random_erasing"]))
             return ops
-        return [V.Decode(), V.Resize(cfg["eval_resize"], inter),
-                V.CenterCrop(cfg["image_size"])] + normalize
+        return eval_transforms(cfg["eval_resize"], cfg["image_size"], cfg["mean"], cfg["std"],
+                               cfg["interpolation"])
 
     def epoch(self, epoch):
         """Batches of one epoch: dicts with "image" (N, 3, S, S) float32 and "label"

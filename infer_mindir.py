@@ -1,0 +1,91 @@
+"""The Python twin of ascend310_infer (the C++ Ascend 310 program): the same MindIR, run with
+nn.GraphCell on the local backend, reading and writing exactly the same files.
+
+    python infer_mindir.py --mindir_path=net.mindir --input_path=preprocess_Result/img_data \
+        --input_format=bin
+    python infer_mindir.py --mindir_path=net.mindir --input_path=VAL_DIR --input_format=jpeg \
+        $(cat preprocess_Result/infer_args.txt)
+
+Writes result_Files/<name>_0.bin (float32 logits) per image and
+time_Result/test_perform_static.txt (average latency), like the C++ program.
+"""
+import argparse
+import os
+import sys
+import time
+
+import mindspore.dataset.transforms as T
+import numpy as np
+
+from mindspore_acmix import cli
+from mindspore_acmix.data.pipeline import eval_transforms
+from mindspore_acmix.deploy import (RESULT_DIR, TIME_DIR, TIME_FILE, MindIRRunner, bin_inputs,
+                                    jpeg_inputs, read_bin, result_path, write_bin)
+from mindspore_acmix.runtime import setup_runtime
+
+
+class InferError(ValueError):
+    """Inputs the inference program cannot use."""
+
+
+def numbers(text):
+    return [float(v) for v in text.split(",")]
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mindir_path", required=True)
+    parser.add_argument("--input_path", required=True,
+                        help="bin: folder of <name>.bin; jpeg: folder of <class>/<image>")
+    parser.add_argument("--input_format", choices=("bin", "jpeg"), default="bin")
+    parser.add_argument("--device_id", type=int, default=0, help="accepted for parity with the "
+                        "C++ program; the local backend is used")
+    parser.add_argument("--image_size", type=int, default=None,
+                        help="bin: input height/width (default: read from the bin size)")
+    parser.add_argument("--resize", type=int, default=256)
+    parser.add_argument("--crop", type=int, default=224)
+    parser.add_argument("--mean", type=numbers, default=[123.675, 116.28, 103.53])
+    parser.add_argument("--std", type=numbers, default=[58.395, 57.12, 57.375])
+    parser.add_argument("--interpolation", default="bilinear")
+    parser.add_argument("--result_path", default=RESULT_DIR)
+    parser.add_argument("--time_path", default=TIME_DIR)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    if not os.path.isfile(args.mindir_path):
+        raise InferError(f"MindIR {args.mindir_path} does not exist")
+    if not os.path.isdir(args.input_path):
+        raise InferError(f"input folder {args.input_path} does not exist")
+    setup_runtime("CPU")
+    if args.input_format == "bin":
+        inputs = bin_inputs(args.input_path)
+    else:
+        inputs = jpeg_inputs(args.input_path)
+        transform = T.Compose(eval_transforms(args.resize, args.crop, args.mean, args.std,
+                                              args.interpolation))
+    if not inputs:
+        raise InferError(f"no {args.input_format} inputs in {args.input_path}")
+    runner = MindIRRunner(args.mindir_path)
+    os.makedirs(args.result_path, exist_ok=True)
+    os.makedirs(args.time_path, exist_ok=True)
+    total_ms = 0.0
+    for name, path in inputs:
+        if args.input_format == "bin":
+            values = np.fromfile(path, np.float32).size
+            size = args.image_size or int(round((values / 3) ** 0.5))
+            image = read_bin(path, (1, 3, size, size))
+        else:
+            image = transform(np.fromfile(path, np.uint8))[None]
+        start = time.perf_counter()
+        logits = runner(image)
+        total_ms += (time.perf_counter() - start) * 1000.0
+        write_bin(result_path(args.result_path, name), logits)
+    average = total_ms / len(inputs)
+    with open(os.path.join(args.time_path, TIME_FILE), "w") as fh:
+        fh.write(f"NN inference cost average time: {average:.4f} ms of infer_count "
+                 f"{len(inputs)}\n")
+    print(f"{len(inputs)} images, average {average:.3f} ms -> {args.result_path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, extra_errors=(InferError,)))

@@ -1,0 +1,209 @@
+"""Export to MindIR / ONNX / AIR and the file formats of the Ascend 310 inference flow.
+
+Export builds the network with the same builder as train.py and eval.py, loads the
+checkpoint strictly and switches it to a portable formulation that computes the same
+numbers: the ACmix local attention as graph operators (attn_impl "stream" instead of the
+CPU-only C++ kernel) and every convolution as the native Conv2D (instead of the per-tap
+matmuls used for speed on CPU). The parameters are the same, so nothing about training
+changes; the exported graph runs on any backend and translates to ONNX.
+
+The Ascend 310 flow (ascend310_infer/, scripts/run_infer_310.sh) exchanges these files,
+which the C++ program and the Python twin (infer_mindir.py) read and write identically:
+
+- `<pre>/img_data/<name>.bin`: one preprocessed image, float32 (1, 3, S, S), no header;
+- `<pre>/label.json`: {"<name>": class index}, classes in sorted folder order;
+- `<pre>/infer_args.txt`: the JPEG route's preprocessing flags for the inference program;
+- `result_Files/<name>_0.bin`: float32 logits (1, num_classes) of one image;
+- `time_Result/test_perform_static.txt`: the average latency.
+
+`<name>` is "<class folder>_<file name without extension>", unique across classes.
+"""
+import glob
+import json
+import os
+
+import numpy as np
+import mindspore as ms
+from mindspore import Tensor, nn
+
+from .layers.acmix import ACmix
+from .layers.conv import SameConv2d
+from .ops.local_attention import LOCAL_ATTENTION
+
+FORMATS = ("MINDIR", "AIR", "ONNX")
+EXTENSIONS = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
+LABEL_FILE = "label.json"
+ARGS_FILE = "infer_args.txt"
+IMAGE_DIR = "img_data"
+RESULT_DIR = "result_Files"
+TIME_DIR = "time_Result"
+TIME_FILE = "test_perform_static.txt"
+
+
+class ExportError(ValueError):
+    """An export that cannot be done as asked."""
+
+
+def check_format(file_format, device):
+    """The upper-case format name; AIR only on Ascend."""
+    fmt = str(file_format).upper()
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown file format {file_format!r}: choose one of "
+                          f"{', '.join(FORMATS)}")
+    if fmt == "AIR" and device != "Ascend":
+        raise ExportError(f"AIR export needs an Ascend backend (MindSpore writes AIR through "
+                          f"the Ascend graph engine); the device here is {device}. Use "
+                          "--file-format MINDIR (or ONNX)")
+    return fmt
+
+
+def make_portable(net):
+    """Switch `net` in place to the graph-operator formulations (same parameters, same
+    numbers): ACmix attention "stream", convolutions "native". Returns net."""
+    for _, cell in net.cells_and_names():
+        if isinstance(cell, ACmix) and cell.attn_impl not in ("stream", "unfold"):
+            cell.attention = LOCAL_ATTENTION["stream"](cell.kernel_att, cell.stride,
+                                                       cell.dilation)
+            cell.attn_impl = "stream"
+        elif isinstance(cell, SameConv2d):
+            cell.impl = "native"
+    return net
+
+
+def prepare_for_export(net):
+    """Inference mode, float32 everywhere (also after AMP training), portable operators."""
+    net.set_train(False)
+    net.to_float(ms.float32)
+    for param in net.get_parameters():
+        if param.dtype != ms.float32:
+            param.set_data(param.astype(ms.float32))
+    return make_portable(net)
+
+
+def export_network(net, file_format, batch_size, image_size, output):
+    """Write `output` + extension for a static (batch_size, 3, image_size, image_size)
+    float32 input; returns the path written."""
+    fmt = str(file_format).upper()
+    base = output[:-len(EXTENSIONS[fmt])] if output.lower().endswith(EXTENSIONS[fmt]) else output
+    directory = os.path.dirname(os.path.abspath(base))
+    os.makedirs(directory, exist_ok=True)
+    x = Tensor(np.zeros((batch_size, 3, image_size, image_size), np.float32))
+    if fmt == "ONNX":
+        from mindspore import onnx
+        try:
+            onnx.export(net, x, file_name=base + ".onnx", input_names=["input"],
+                        output_names=["logits"])
+        except (RuntimeError, TypeError) as exc:
+            raise ExportError(f"MindSpore's ONNX exporter cannot translate this network "
+                              f"({str(exc).strip().splitlines()[0]}); MINDIR export works "
+                              "for every model") from None
+    else:
+        ms.export(net, x, file_name=base, file_format=fmt)
+    path = base + EXTENSIONS[fmt]
+    if not os.path.isfile(path):
+        raise ExportError(f"MindSpore reported no error but wrote no {path}")
+    return path
+
+
+# ---------------------------------------------------------------- the 310 flow's files
+def image_name(class_name, file_name):
+    """The name of an image in label.json and result_Files: <class>_<stem>."""
+    return f"{class_name}_{os.path.splitext(os.path.basename(file_name))[0]}"
+
+
+def list_images(split_dir, classes, extensions):
+    """[(name, path, label)] of split_dir/<class>/<image>, classes and files sorted."""
+    items = []
+    for label, cls in enumerate(classes):
+        folder = os.path.join(split_dir, cls)
+        for fname in sorted(os.listdir(folder)):
+            if fname.lower().endswith(extensions):
+                items.append((image_name(cls, fname), os.path.join(folder, fname), label))
+    names = [n for n, _, _ in items]
+    if len(set(names)) != len(names):
+        raise ValueError(f"image names in {split_dir} are not unique as <class>_<stem>")
+    return items
+
+
+def write_labels(directory, items):
+    path = os.path.join(directory, LABEL_FILE)
+    with open(path, "w") as fh:
+        json.dump({name: label for name, _, label in items}, fh, indent=0, sort_keys=True)
+    return path
+
+
+def read_labels(path):
+    with open(path) as fh:
+        return {str(k): int(v) for k, v in json.load(fh).items()}
+
+
+def infer_args(cfg):
+    """The JPEG route's preprocessing flags, as the C++ program and the twin parse them."""
+    def numbers(values):
+        return ",".join(repr(float(v)) for v in values)
+    return (f"--resize={cfg['eval_resize']} --crop={cfg['image_size']} "
+            f"--mean={numbers(cfg['mean'])} --std={numbers(cfg['std'])} "
+            f"--interpolation={cfg['interpolation']}")
+
+
+def parse_infer_args(text):
+    """{'resize': int, 'crop': int, 'mean': [3 floats], 'std': [...], 'interpolation': str}."""
+    args = dict(item[2:].split("=", 1) for item in text.split())
+    return {"resize": int(args["resize"]), "crop": int(args["crop"]),
+            "mean": [float(v) for v in args["mean"].split(",")],
+            "std": [float(v) for v in args["std"].split(",")],
+            "interpolation": args["interpolation"]}
+
+
+def write_bin(path, array):
+    array = np.ascontiguousarray(array, np.float32)
+    array.tofile(path)
+    return path
+
+
+def read_bin(path, shape):
+    data = np.fromfile(path, np.float32)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path} holds {data.size} float32 values, expected {shape}")
+    return data.reshape(shape)
+
+
+def result_path(result_dir, name):
+    return os.path.join(result_dir, f"{name}_0.bin")
+
+
+def read_results(result_dir, labels):
+    """(logits (N, classes) float32, labels (N,)) of every labelled image's result file."""
+    logits, targets = [], []
+    for name in sorted(labels):
+        path = result_path(result_dir, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no result file {path} for image {name}")
+        logits.append(np.fromfile(path, np.float32))
+        targets.append(labels[name])
+    if not logits:
+        raise ValueError(f"label file lists no images; nothing to score in {result_dir}")
+    return np.stack(logits), np.asarray(targets, np.int64)
+
+
+def bin_inputs(input_dir):
+    """[(name, path)] of the .bin files of a directory, sorted."""
+    return [(os.path.splitext(os.path.basename(p))[0], p)
+            for p in sorted(glob.glob(os.path.join(input_dir, "*.bin")))]
+
+
+def jpeg_inputs(input_dir):
+    """[(name, path)] of input_dir/<class>/<image> (the C++ program's walk)."""
+    classes = sorted(d for d in os.listdir(input_dir) if os.path.isdir(os.path.join(input_dir, d)))
+    from .data.pipeline import IMAGE_EXTENSIONS
+    return [(name, path) for name, path, _ in list_images(input_dir, classes, IMAGE_EXTENSIONS)]
+
+
+class MindIRRunner:
+    """A MindIR executed with nn.GraphCell on the local backend."""
+
+    def __init__(self, mindir_path):
+        self.graph = nn.GraphCell(ms.load(mindir_path))
+
+    def __call__(self, x):
+        return self.graph(Tensor(np.ascontiguousarray(x, np.float32))).asnumpy()

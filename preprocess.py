@@ -1,0 +1,59 @@
+"""Stage 1 of the Ascend 310 flow (scripts/run_infer_310.sh): labels and preprocessed inputs.
+
+    python preprocess.py --config C [--data-path VAL_DIR] [--output-path preprocess_Result]
+
+VAL_DIR holds <class>/<image> (default: the config's dataset root/val). Writes
+  <out>/label.json         {"<class>_<stem>": class index} (sorted class folders, as eval.py)
+  <out>/infer_args.txt     the JPEG route's preprocessing flags for the inference program
+  <out>/img_data/*.bin     the bin route's inputs: float32 (1, 3, S, S), eval.py's transforms
+                           (skipped with --labels-only)
+"""
+import os
+import sys
+
+import mindspore.dataset.transforms as T
+import numpy as np
+
+from mindspore_acmix import cli
+from mindspore_acmix.data.pipeline import (IMAGE_EXTENSIONS, DataError, dataset_root,
+                                           eval_transforms, split_classes)
+from mindspore_acmix.deploy import (ARGS_FILE, IMAGE_DIR, infer_args, list_images, write_bin,
+                                    write_labels)
+
+
+def main(argv):
+    parser = cli.parser("Write label.json, the JPEG route's flags and the bin route's inputs.")
+    cli.add_config_arguments(parser)
+    parser.add_argument("--data-path", help="folder of <class>/<image> (default: the config's "
+                        "validation split)")
+    parser.add_argument("--output-path", default="preprocess_Result")
+    parser.add_argument("--labels-only", action="store_true",
+                        help="write label.json and infer_args.txt but no .bin inputs")
+    args = parser.parse_args(argv)
+    cfg = cli.resolve_config(args, {})
+    root, split = ((os.path.dirname(os.path.abspath(args.data_path)),
+                    os.path.basename(os.path.abspath(args.data_path))) if args.data_path
+                   else (dataset_root(cfg), "val"))
+    classes = split_classes(root, split)
+    if len(classes) != cfg["num_classes"]:
+        raise DataError(f"{root}/{split} has {len(classes)} class folders but num_classes is "
+                        f"{cfg['num_classes']}")
+    items = list_images(os.path.join(root, split), classes, IMAGE_EXTENSIONS)
+    os.makedirs(args.output_path, exist_ok=True)
+    write_labels(args.output_path, items)
+    with open(os.path.join(args.output_path, ARGS_FILE), "w") as fh:
+        fh.write(infer_args(cfg) + "\n")
+    if not args.labels_only:
+        image_dir = os.path.join(args.output_path, IMAGE_DIR)
+        os.makedirs(image_dir, exist_ok=True)
+        transform = T.Compose(eval_transforms(cfg["eval_resize"], cfg["image_size"], cfg["mean"],
+                                                cfg["std"], cfg["interpolation"]))
+        for name, path, _ in items:
+            image = transform(np.fromfile(path, np.uint8))
+            write_bin(os.path.join(image_dir, name + ".bin"), image[None])
+    print(f"{len(items)} images of {len(classes)} classes -> {args.output_path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

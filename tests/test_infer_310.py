@@ -1,0 +1,125 @@
+"""The Ascend 310 flow: the C++ program type-checks against MindSpore's public C++ headers, and
+the whole flow (preprocess -> infer -> postprocess, scripts/run_infer_310.sh) runs end to end
+on the digits data with the Python twin of the program, reporting eval.py's accuracy."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mindspore_acmix.cli import REPO_DIR
+from mindspore_acmix.deploy import (ARGS_FILE, LABEL_FILE, RESULT_DIR, TIME_DIR, TIME_FILE,
+                                    parse_infer_args, read_labels)
+
+from conftest import assert_close
+from test_training import run_script
+
+INFER_DIR = os.path.join(REPO_DIR, "ascend310_infer")
+TINY_CONFIG = os.path.join(REPO_DIR, "configs", "digits", "acmix_resnet_tiny.yaml")
+
+
+def cpp_headers():
+    """The folder holding include/api/model.h: $MS_CPP_HEADERS, an unpacked MindSpore Lite
+    package in $LITE_HOME (runtime/), or what scripts/fetch_cpp_headers.sh wrote."""
+    candidates = [os.environ.get("MS_CPP_HEADERS"),
+                  os.environ.get("LITE_HOME") and os.path.join(os.environ["LITE_HOME"], "runtime"),
+                  os.path.join(REPO_DIR, ".cache", "mindspore_cpp_headers")]
+    for folder in candidates:
+        if folder and os.path.isfile(os.path.join(folder, "include", "api", "model.h")):
+            return folder
+    return None
+
+
+def test_cpp_program_type_checks_against_mindspore_headers():
+    compiler = shutil.which("g++")
+    headers = cpp_headers()
+    if compiler is None:
+        pytest.skip("g++ not found: the C++ syntax check needs a C++17 compiler")
+    if headers is None:
+        pytest.skip("MindSpore C++ API headers not found: run `bash scripts/fetch_cpp_headers.sh` "
+                    "(or set MS_CPP_HEADERS / LITE_HOME)")
+    proc = subprocess.run(
+        [compiler, "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-I", INFER_DIR,
+         "-isystem", headers, "-isystem", os.path.join(headers, "include"),
+         os.path.join(INFER_DIR, "src", "main.cc"), os.path.join(INFER_DIR, "src", "utils.cc")],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def run_flow(mindir, data, route, cwd, config):
+    env = dict(os.environ, GLOG_v="3", INFER_BACKEND="python", PYTHON=sys.executable,
+               CONFIG=config)
+    return subprocess.run(["bash", os.path.join(REPO_DIR, "scripts", "run_infer_310.sh"),
+                           str(mindir), str(data), "0", route],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=900)
+
+
+def last_json(text):
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def test_flow_on_digits_reports_eval_accuracy(tmp_path):
+    """train.py (1 epoch at a gentle lr, eval resize 36 -> crop 32) -> eval.py -> export.py ->
+    the flow by both routes; the Python twin writes what the C++ program writes."""
+    out = tmp_path / "run"
+    proc = run_script("train.py", "--config", TINY_CONFIG, "--epochs", "1", "--output-dir",
+                      str(out), "--set", "device=CPU", "--set", "eval_resize=36", "--set",
+                      "lr=0.02", "--set", "warmup_epochs=0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = out / "best.ckpt"
+    proc = run_script("eval.py", "--checkpoint", str(ckpt), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = last_json(proc.stdout)
+    proc = run_script("export.py", "--checkpoint", str(ckpt), "--output", "net", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from mindspore_acmix.data.digits import ensure_digits
+    val = os.path.join(ensure_digits(None), "val")
+    n = sum(len(files) for _, _, files in os.walk(val))
+    assert n > 300
+    for route in ("bin", "jpeg"):
+        work = tmp_path / route
+        work.mkdir()
+        proc = run_flow(tmp_path / "net.mindir", val, route, work, str(out / "config.yaml"))
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        got = last_json((work / "acc.log").read_text())
+        assert got["num_samples"] == expected["num_samples"] == n
+        assert got["top1"] == expected["top1"] and got["top5"] == expected["top5"], (route, got,
+                                                                                   expected)
+        assert abs(got["loss"] - expected["loss"]) <= 1e-5 * max(1.0, expected["loss"])
+        labels = read_labels(work / "preprocess_Result" / LABEL_FILE)
+        assert len(labels) == n  # "<class>_<file stem>": the class folder's index
+        assert all(label == int(name.split("_")[0]) for name, label in labels.items())
+        results = sorted(os.listdir(work / RESULT_DIR))
+        assert results == sorted(f"{name}_0.bin" for name in labels)
+        logits = np.fromfile(work / RESULT_DIR / results[0], np.float32)
+        assert logits.shape == (10,) and np.isfinite(logits).all()
+        timing = (work / TIME_DIR / TIME_FILE).read_text()
+        assert timing.startswith("NN inference cost average time: ")
+        assert timing.rstrip().endswith(f"ms of infer_count {n}")
+        args = parse_infer_args((work / "preprocess_Result" / ARGS_FILE).read_text())
+        assert args == {"resize": 36, "crop": 32, "mean": [40.0] * 3, "std": [75.0] * 3,
+                        "interpolation": "bilinear"}
+        bins = os.listdir(work / "preprocess_Result" / "img_data") if route == "bin" else []
+        assert len(bins) == (n if route == "bin" else 0)
+        if route == "bin":  # float32 (1, 3, 32, 32), no header
+            assert os.path.getsize(work / "preprocess_Result" / "img_data" / bins[0]) == 3 * 32 * 32 * 4
+    # the JPEG route's preprocessing (the C++ program's) gives eval.py's inputs, image by image
+    for name in results:
+        assert_close(np.fromfile(tmp_path / "jpeg" / RESULT_DIR / name, np.float32),
+                     np.fromfile(tmp_path / "bin" / RESULT_DIR / name, np.float32), 1e-5, name)
+    assert sorted(os.listdir(tmp_path)) == ["bin", "jpeg", "net.mindir", "run"]
+
+
+def test_flow_stops_at_the_first_failing_stage(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "net.mindir").write_bytes(b"not used")
+    proc = run_flow(tmp_path / "net.mindir", tmp_path / "empty", "bin", tmp_path, TINY_CONFIG)
+    assert proc.returncode == 1
+    assert "error: stage 'preprocess' failed; see preprocess.log" in proc.stderr
+    assert "holds no images" in (tmp_path / "preprocess.log").read_text()
+    assert not (tmp_path / "infer.log").exists() and not (tmp_path / "acc.log").exists()
+    proc = run_flow(tmp_path / "missing.mindir", tmp_path / "empty", "bin", tmp_path, TINY_CONFIG)
+    assert proc.returncode == 2 and "error: MindIR" in proc.stderr
