@@ -1,11 +1,9 @@
 """Training and evaluation loops shared by train.py and eval.py."""
 import glob
-import json
 import math
 import os
 import re
 import shutil
-import sys
 import time
 
 import numpy as np
@@ -291,11 +289,3 @@ def newest_valid_checkpoint(out, log=print):
         if "epoch" in params:
             candidates.append((int(params["epoch"].asnumpy()), path))
     return max(candidates)[1] if candidates else None
-
-
-def stderr_log(message):
-    print(message, file=sys.stderr, flush=True)
-
-
-def dump_json_line(obj):
-    print(json.dumps(obj), flush=True)
