@@ -12,7 +12,7 @@ from mindspore_acmix import cli
 from mindspore_acmix.checkpoint import load_network_checkpoint
 from mindspore_acmix.data.pipeline import ImageFolderSplit
 from mindspore_acmix.engine.trainer import Evaluator, build_network
-from mindspore_acmix.runtime import setup_runtime
+from mindspore_acmix.runtime import setup_runtime, working_directory
 
 
 def main(argv):
@@ -24,10 +24,14 @@ def main(argv):
     # a checkpoint written by train.py has its resolved config beside it
     cfg = cli.resolve_config(args, {"batch_size": "batch_size"},
                              cli.config_beside(args.checkpoint))
-    checkpoint = args.checkpoint or os.path.join(cfg["output_dir"], "best.ckpt")
-    setup_runtime(cfg["device"])
-    net = load_network_checkpoint(build_network(cfg), checkpoint)
-    metrics = Evaluator(net, ImageFolderSplit(cfg, "val"), world=1).run()
+    checkpoint = os.path.abspath(args.checkpoint or os.path.join(cfg["output_dir"], "best.ckpt"))
+    with working_directory():
+        setup_runtime(cfg["device"])
+        net = load_network_checkpoint(build_network(cfg), checkpoint)
+        metrics = Evaluator(net, ImageFolderSplit(cfg, "val"), world=1).run()
+    if metrics["skipped_images"]:
+        print(f"skipped {metrics['skipped_images']} unreadable image(s) (python -m "
+              "mindspore_acmix.data.image_check FOLDER lists them)", file=sys.stderr)
     print(f"{checkpoint}: top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f}, "
           f"loss {metrics['loss']:.4f} on {metrics['num_samples']} images", file=sys.stderr)
     print(json.dumps(metrics), flush=True)

@@ -8,13 +8,14 @@ The network comes from the same builder as train.py and eval.py, in inference mo
 float32 (also after AMP training), with the graph-operator formulation of ACmix (see
 mindspore_acmix.deploy): the file runs on any backend and holds the trained numbers.
 """
+import os
 import sys
 
 from mindspore_acmix import cli
 from mindspore_acmix.checkpoint import load_network_checkpoint
 from mindspore_acmix.deploy import ExportError, check_format, export_network, prepare_for_export
 from mindspore_acmix.engine.trainer import build_network
-from mindspore_acmix.runtime import setup_runtime
+from mindspore_acmix.runtime import setup_runtime, working_directory
 
 
 def main(argv):
@@ -28,15 +29,16 @@ def main(argv):
     parser.add_argument("--output", help="file name without extension (default: the model name)")
     args = parser.parse_args(argv)
     cfg = cli.resolve_config(args, {}, cli.config_beside(args.checkpoint))
-    device = setup_runtime(cfg["device"])
-    fmt = check_format(args.file_format, device)
-    size = args.image_size or cfg["image_size"]
-    for name, value in (("--batch-size", args.batch_size), ("--image-size", size)):
-        if value < 1:
-            raise ExportError(f"{name} must be a positive integer, got {value}")
-    net = load_network_checkpoint(build_network(cfg), args.checkpoint)
-    path = export_network(prepare_for_export(net), fmt, args.batch_size, size,
-                          args.output or cfg["model"])
+    output = os.path.abspath(args.output or cfg["model"])
+    with working_directory():
+        device = setup_runtime(cfg["device"])
+        fmt = check_format(args.file_format, device)
+        size = args.image_size or cfg["image_size"]
+        for name, value in (("--batch-size", args.batch_size), ("--image-size", size)):
+            if value < 1:
+                raise ExportError(f"{name} must be a positive integer, got {value}")
+        net = load_network_checkpoint(build_network(cfg), os.path.abspath(args.checkpoint))
+        path = export_network(prepare_for_export(net), fmt, args.batch_size, size, output)
     print(f"wrote {path}: {cfg['model']}, input ({args.batch_size}, 3, {size}, {size}) "
           f"float32, output ({args.batch_size}, {cfg['num_classes']}) logits", flush=True)
     return 0

@@ -18,6 +18,7 @@ import mindspore.dataset.transforms as T
 import numpy as np
 
 from mindspore_acmix import cli
+from mindspore_acmix.data.image_check import read_image_file
 from mindspore_acmix.data.pipeline import eval_transforms
 from mindspore_acmix.deploy import (RESULT_DIR, TIME_DIR, TIME_FILE, MindIRRunner, bin_inputs,
                                     jpeg_inputs, read_bin, result_path, write_bin)
@@ -74,7 +75,7 @@ def main(argv):
             size = args.image_size or int(round((values / 3) ** 0.5))
             image = read_bin(path, (1, 3, size, size))
         else:
-            image = transform(np.fromfile(path, np.uint8))[None]
+            image = transform(read_image_file(path))[None]
         start = time.perf_counter()
         logits = runner(image)
         total_ms += (time.perf_counter() - start) * 1000.0

@@ -12,11 +12,11 @@ import os
 import sys
 
 import mindspore.dataset.transforms as T
-import numpy as np
 
 from mindspore_acmix import cli
 from mindspore_acmix.data.pipeline import (IMAGE_EXTENSIONS, DataError, dataset_root,
                                            eval_transforms, split_classes)
+from mindspore_acmix.data.image_check import read_image_file
 from mindspore_acmix.deploy import (ARGS_FILE, IMAGE_DIR, infer_args, list_images, write_bin,
                                     write_labels)
 
@@ -49,7 +49,7 @@ def main(argv):
         transform = T.Compose(eval_transforms(cfg["eval_resize"], cfg["image_size"], cfg["mean"],
                                                 cfg["std"], cfg["interpolation"]))
         for name, path, _ in items:
-            image = transform(np.fromfile(path, np.uint8))
+            image = transform(read_image_file(path))
             write_bin(os.path.join(image_dir, name + ".bin"), image[None])
     print(f"{len(items)} images of {len(classes)} classes -> {args.output_path}", flush=True)
     return 0

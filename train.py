@@ -3,11 +3,12 @@
     python train.py                       # ACmix-ResNet-tiny on the built-in digits data (CPU)
     python train.py --config configs/imagenet/acmix_resnet50.yaml --set data_dir=/data/imagenet
 """
+import os
 import sys
 
 from mindspore_acmix import cli
 from mindspore_acmix.engine.trainer import Trainer, TrainingError
-from mindspore_acmix.runtime import setup_runtime
+from mindspore_acmix.runtime import setup_runtime, working_directory
 
 FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "output_dir": "output_dir",
          "seed": "seed", "amp_level": "amp_level"}
@@ -27,8 +28,10 @@ def main(argv):
                         help="stop after N epochs in this invocation (resume later)")
     args = parser.parse_args(argv)
     cfg = cli.resolve_config(args, FLAGS)
-    device = setup_runtime(cfg["device"])
-    best = Trainer(cfg, device, resume=args.resume, stop_after=args.stop_after).fit()
+    resume = args.resume if args.resume in (None, "auto") else os.path.abspath(args.resume)
+    with working_directory(os.path.join(cfg["output_dir"], "runtime")):
+        device = setup_runtime(cfg["device"])
+        best = Trainer(cfg, device, resume=resume, stop_after=args.stop_after).fit()
     print(f"best val top-1 {best:.4f}; outputs in {cfg['output_dir']}", flush=True)
     return 0
 

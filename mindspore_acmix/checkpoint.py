@@ -1,7 +1,17 @@
-"""Reading network checkpoints with errors that say what is wrong."""
+"""Writing and reading .ckpt files: atomic, self-checking writes and errors that say what
+is wrong."""
 import os
 
 import mindspore as ms
+from mindspore import Tensor
+
+from . import atomic
+
+# The first entry of every checkpoint we write: how many entries the file holds. A file cut
+# short at an entry boundary still parses (MindSpore's CRC record is at the end and goes with
+# the cut); the count tells the cut apart from a complete file.
+ENTRY_COUNT = "ckpt_entries"
+CRC_RECORD = b"crc_num"
 
 
 class CheckpointError(ValueError):
@@ -22,13 +32,28 @@ def read_checkpoint(path):
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
     try:
-        params = ms.load_checkpoint(path)
-    except (ValueError, RuntimeError, TypeError, OSError) as exc:
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt: it could not be parsed ({exc})") from None
+        # files without a CRC record (written elsewhere) load as before
+        params = ms.load_checkpoint(path, crc_check=True)
+    except (ValueError, RuntimeError, TypeError, OSError):
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt: it cannot be parsed "
+                              "or fails its CRC check") from None
     if not params:
         raise CheckpointError(f"checkpoint {path} holds no parameters")
+    if ENTRY_COUNT in params:
+        expected = int(params.pop(ENTRY_COUNT).asnumpy())
+        if len(params) + 1 != expected:
+            raise CheckpointError(f"checkpoint {path} is truncated: it holds {len(params) + 1} "
+                                  f"of its {expected} entries")
+        if not _ends_with_crc(path):
+            raise CheckpointError(f"checkpoint {path} is truncated: its CRC record is missing")
     return params
+
+
+def _ends_with_crc(path):
+    """MindSpore appends the CRC as raw bytes: b"crc_num", padding, 4 bytes of checksum."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, os.path.getsize(path) - 32))
+        return CRC_RECORD in fh.read()
 
 
 def is_training_state(key, value, net_names):
@@ -71,23 +96,14 @@ def load_network_checkpoint(net, path):
 
 
 def save_checkpoint_atomic(save_obj, path, append_dict=None):
-    """Write a .ckpt so that `path` only ever holds a complete file: write a temporary
-    file beside it, fsync, then rename over `path`."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}.ckpt"
-    try:
-        ms.save_checkpoint(save_obj, tmp, append_dict=append_dict)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write a .ckpt (a Cell or a list of {"name", "data"} entries, plus scalar metadata) so
+    that `path` only ever holds a complete file: a temporary file beside it, fsync, rename,
+    fsync of the directory. The file carries a CRC and its entry count (see read_checkpoint)."""
+    if isinstance(save_obj, ms.nn.Cell):
+        save_obj = [{"name": p.name, "data": p} for p in save_obj.get_parameters()]
+    append_dict = append_dict or {}
+    count = Tensor(len(save_obj) + len(append_dict) + 1, ms.int64)
+    entries = [{"name": ENTRY_COUNT, "data": count}] + list(save_obj)
+    with atomic.writing(path) as tmp:
+        ms.save_checkpoint(entries, tmp, append_dict=append_dict or None, crc_check=True)
     return path

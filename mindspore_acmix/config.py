@@ -7,9 +7,11 @@ Command-line flags override the file; the resolved config is saved next to the o
 import difflib
 import math
 import os
+import re
 
 import yaml
 
+from . import atomic
 from .registry import is_model, list_models
 
 
@@ -141,6 +143,10 @@ def _type_name(kind):
             list: "a list", dict: "a mapping"}[kind]
 
 
+# YAML 1.1 (PyYAML) reads 1e-3 and 1e30 as strings: it wants a dot and a signed exponent
+YAML11_MISSED_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
 def check_value(key, value, source="config"):
     """The value, type-checked and range-checked (ints are accepted as floats)."""
     field = SCHEMA[key]
@@ -148,6 +154,8 @@ def check_value(key, value, source="config"):
         if field.nullable or (field.default is None and key not in REQUIRED):
             return None
         raise ConfigError(f"{source}: {key} must not be null")
+    if field.kind is float and isinstance(value, str) and YAML11_MISSED_FLOAT.match(value):
+        value = float(value)
     ok = (isinstance(value, field.kind) and not (field.kind is int and isinstance(value, bool))
           or field.kind is float and isinstance(value, int) and not isinstance(value, bool))
     if not ok:
@@ -174,12 +182,15 @@ def _unknown(key, source):
 
 def read_yaml(path):
     if not os.path.isfile(path):
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"config file {path} " + ("is not a file" if os.path.exists(path)
+                                                     else "does not exist"))
     try:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not a UTF-8 text file") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -196,6 +207,9 @@ def parse_override(text):
         return key.strip(), yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {text}: the value is not valid YAML: {exc}") from None
+
+
+PATH_KEYS = ("data_dir", "output_dir")  # relative to the working directory
 
 
 def resolve(path=None, overrides=()):
@@ -222,12 +236,18 @@ def resolve(path=None, overrides=()):
     if cfg["eval_resize"] < cfg["image_size"]:
         raise ConfigError(f"{path or 'config'}: eval_resize ({cfg['eval_resize']}) must be at "
                           f"least image_size ({cfg['image_size']})")
+    if not cfg["output_dir"].strip():
+        raise ConfigError(f"{path or 'config'}: output_dir must not be empty")
+    # absolute from here on: the scripts run MindSpore in a scratch working directory
+    for key in PATH_KEYS:
+        if cfg[key]:
+            cfg[key] = os.path.abspath(os.path.expanduser(cfg[key]))
+    if os.path.exists(cfg["output_dir"]) and not os.path.isdir(cfg["output_dir"]):
+        raise ConfigError(f"{path or 'config'}: output_dir {cfg['output_dir']} exists and is "
+                          "not a directory")
     return cfg
 
 
 def save(cfg, path):
     """Write the resolved config (atomically) so a run can be reproduced from its outputs."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(cfg, fh, sort_keys=False)
-    os.replace(tmp, path)
+    atomic.write_text(path, yaml.safe_dump(cfg, sort_keys=False))

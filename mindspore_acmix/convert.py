@@ -145,7 +145,15 @@ def read_pth(path):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({exc})") from None
+        if os.path.getsize(path) == 0:
+            reason = "it is empty"
+        elif "Weights only load failed" in str(exc):
+            # torch suggests weights_only=False here: not for files we are handed
+            reason = ("it is not a PyTorch file, or it holds Python objects besides tensors, "
+                      "which are not unpickled for safety")
+        else:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint: {reason}") from None
     return unwrap_state_dict(obj)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn
 
+from . import atomic
 from .layers.acmix import ACmix
 from .layers.conv import SameConv2d
 from .ops.local_attention import LOCAL_ATTENTION
@@ -85,23 +86,24 @@ def export_network(net, file_format, batch_size, image_size, output):
     float32 input; returns the path written."""
     fmt = str(file_format).upper()
     base = output[:-len(EXTENSIONS[fmt])] if output.lower().endswith(EXTENSIONS[fmt]) else output
-    directory = os.path.dirname(os.path.abspath(base))
-    os.makedirs(directory, exist_ok=True)
     x = Tensor(np.zeros((batch_size, 3, image_size, image_size), np.float32))
-    if fmt == "ONNX":
-        from mindspore import onnx
-        try:
-            onnx.export(net, x, file_name=base + ".onnx", input_names=["input"],
-                        output_names=["logits"])
-        except (RuntimeError, TypeError) as exc:
-            raise ExportError(f"MindSpore's ONNX exporter cannot translate this network "
-                              f"({str(exc).strip().splitlines()[0]}); MINDIR export works "
-                              "for every model") from None
-    else:
-        ms.export(net, x, file_name=base, file_format=fmt)
     path = base + EXTENSIONS[fmt]
-    if not os.path.isfile(path):
-        raise ExportError(f"MindSpore reported no error but wrote no {path}")
+    # written beside and renamed: a failed or killed export leaves an earlier file intact
+    with atomic.writing(path) as tmp:
+        tmp_base = tmp[:-len(EXTENSIONS[fmt])]
+        if fmt == "ONNX":
+            from mindspore import onnx
+            try:
+                onnx.export(net, x, file_name=tmp, input_names=["input"],
+                            output_names=["logits"])
+            except (RuntimeError, TypeError) as exc:
+                raise ExportError(f"MindSpore's ONNX exporter cannot translate this network "
+                                  f"({str(exc).strip().splitlines()[0]}); MINDIR export works "
+                                  "for every model") from None
+        else:
+            ms.export(net, x, file_name=tmp_base, file_format=fmt)
+        if not os.path.isfile(tmp):
+            raise ExportError(f"MindSpore reported no error but wrote no {path}")
     return path
 
 

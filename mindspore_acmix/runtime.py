@@ -1,4 +1,10 @@
-"""Choosing the device and graph mode, shared by train.py, eval.py and export.py."""
+"""Choosing the device and graph mode, and where MindSpore may write, shared by train.py,
+eval.py and export.py."""
+import contextlib
+import os
+import shutil
+import tempfile
+
 import mindspore as ms
 
 DEVICES = ("Ascend", "GPU", "CPU")
@@ -22,3 +28,26 @@ def setup_runtime(device="auto", mode="graph"):
     if device == "Ascend":
         ms.set_context(jit_config={"jit_level": "O2"})  # graph sinking, Ascend only
     return device
+
+
+@contextlib.contextmanager
+def working_directory(path=None):
+    """Run inside `path` (created; removed afterwards if left empty), or inside a temporary
+    folder removed afterwards. MindSpore writes into the current directory (rank_0/om/
+    analyze_fail.ir after a failed graph compile, abnormal_image.jpg for an image its decoder
+    rejects, rewritten_network/ for AMP O1): the user's directory is not the place for them.
+    Every path the caller holds must be absolute before entering."""
+    previous = os.getcwd()
+    scratch = path is None
+    path = tempfile.mkdtemp(prefix="mindspore-acmix-") if scratch else path
+    os.makedirs(path, exist_ok=True)
+    os.chdir(path)
+    try:
+        yield path
+    finally:
+        os.chdir(previous)
+        if scratch:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.rmdir(path)  # only succeeds when nothing was written

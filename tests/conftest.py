@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("GLOG_v", "3")  # MindSpore's INFO/WARNING log lines drown pytest's output
 
@@ -125,3 +127,21 @@ def write_config(path, **values):
     with open(path, "w") as fh:
         yaml.safe_dump(cfg, fh)
     return str(path)
+
+
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_script(script, *args, cwd=None, env=None, timeout=600):
+    """Run one of the repository's scripts in a fresh interpreter (a user's command line)."""
+    env = dict(os.environ, GLOG_v="3", PYTHONUNBUFFERED="1", **(env or {}))
+    return subprocess.run([sys.executable, os.path.join(REPO_DIR, script), *args],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+
+
+def error_line(proc):
+    """The single 'error: ...' line of a failed script; asserts exit code 2, no traceback."""
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return errors[0]

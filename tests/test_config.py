@@ -50,6 +50,10 @@ def test_defaults_then_file_then_command_line(tmp_path):
 
 def test_ints_are_accepted_as_floats(tmp_path):
     assert C.resolve(write(tmp_path, BASE + "lr: 1\n"))["lr"] == 1.0
+    # PyYAML reads these as strings; they are numbers to anyone writing a config
+    assert C.resolve(write(tmp_path, BASE + "lr: 1e-3\nmin_lr: 5E+2\n"))["lr"] == 0.001
+    assert C.resolve(None, [("lr", "1e30"), ("model", "resnet_tiny"), ("num_classes", 10),
+                            ("dataset", "digits")])["lr"] == 1e30
 
 
 @pytest.mark.parametrize("text,match", [
@@ -61,6 +65,8 @@ def test_ints_are_accepted_as_floats(tmp_path):
     ("lr: 0\n", r"lr must be > 0, got 0.0"),
     ("lr: -0.1\n", r"lr must be > 0"),
     ("lr: .nan\n", r"lr must be finite"),
+    ("lr: 1e400\n", r"lr must be finite"),
+    ("lr: 1e-3x\n", r"lr must be a number, got '1e-3x' \(str\)"),
     ("epochs: 0\n", r"epochs must be > 0"),
     ("optimizer: adam\n", r"optimizer must be one of momentum, adamw, got 'adam'"),
     ("crop_scale: [0.9, 0.1]\n", r"crop_scale must satisfy 0 < low <= high <= 1"),
@@ -88,6 +94,11 @@ def test_file_problems(tmp_path):
         C.resolve(str(tmp_path / "nope.yaml"))
     with pytest.raises(C.ConfigError, match="is not valid YAML"):
         C.resolve(write(tmp_path, "model: [unclosed\n"))
+    (tmp_path / "binary.yaml").write_bytes(bytes(range(128, 256)))
+    with pytest.raises(C.ConfigError, match="binary.yaml is not a UTF-8 text file"):
+        C.resolve(str(tmp_path / "binary.yaml"))
+    with pytest.raises(C.ConfigError, match=f"config file {tmp_path} is not a file"):
+        C.resolve(str(tmp_path))
     with pytest.raises(C.ConfigError, match="must hold a mapping"):
         C.resolve(write(tmp_path, "- a\n- b\n"))
 

@@ -99,8 +99,14 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     bad.write_bytes(b"not a checkpoint")
     assert main(["--model", "acmix_resnet26", "--input", str(bad),
                  "--output", str(tmp_path / "x.ckpt")]) == 2
-    assert "is not a readable PyTorch checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "is not a readable PyTorch checkpoint: it is not a PyTorch file" in err
+    assert "weights_only` set to `False`" not in err        # torch's advice is not passed on
     assert not (tmp_path / "x.ckpt").exists()
+    (tmp_path / "empty.pth").write_bytes(b"")
+    assert main(["--model", "acmix_resnet26", "--input", str(tmp_path / "empty.pth"),
+                 "--output", str(tmp_path / "x.ckpt")]) == 2
+    assert "is not a readable PyTorch checkpoint: it is empty" in capsys.readouterr().err
     assert main(["--model", "nope", "--input", str(bad), "--output", str(tmp_path / "y")]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
 

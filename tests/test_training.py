@@ -17,18 +17,12 @@ from mindspore_acmix.engine.trainer import Trainer, batch_metrics
 from mindspore_acmix.checkpoint import read_checkpoint
 from mindspore_acmix import create_model
 
-from conftest import make_image_folder, write_config
+from conftest import make_image_folder, run_script, write_config
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return make_image_folder(str(tmp_path_factory.mktemp("data") / "tiny"))
-
-
-def run_script(script, *args, cwd=None):
-    env = dict(os.environ, GLOG_v="3", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, os.path.join(REPO_DIR, script), *args],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
 
 
 def read_metrics(out):

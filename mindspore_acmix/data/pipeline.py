@@ -15,12 +15,10 @@ import mindspore.dataset.transforms as T
 import mindspore.dataset.vision as V
 
 from .digits import ensure_digits
+from .image_check import IMAGE_EXTENSIONS, DataError, check_encoded, pipeline_error
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-class DataError(ValueError):
-    """A dataset folder that cannot be used."""
+# ImageFolderDataset matches extensions case-sensitively
+FOLDER_EXTENSIONS = sorted(set(IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)))
 
 
 def dataset_root(cfg):
@@ -32,16 +30,27 @@ def dataset_root(cfg):
 
 def split_classes(root, split):
     """Sorted class folder names of `root/split` (ImageFolderDataset's label order)."""
+    return scan_split(root, split)[0]
+
+
+def scan_split(root, split):
+    """(sorted class folder names, [class/file] that are not images by their extension) of
+    `root/split`; DataError when it is missing or holds no images."""
     folder = os.path.join(root, split)
     if not os.path.isdir(folder):
         raise DataError(f"dataset folder {folder} does not exist (expected {root}/{split}/"
                         "<class>/<image>)")
     classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
-    images = sum(1 for c in classes for f in os.listdir(os.path.join(folder, c))
-                 if f.lower().endswith(IMAGE_EXTENSIONS))
+    images, ignored = 0, []
+    for c in classes:
+        for f in sorted(os.listdir(os.path.join(folder, c))):
+            if f.endswith(tuple(FOLDER_EXTENSIONS)):
+                images += 1
+            else:  # README.txt, .DS_Store, .Jpg: ImageFolderDataset does not read them
+                ignored.append(f"{c}/{f}")
     if not classes or images == 0:
         raise DataError(f"dataset folder {folder} holds no images in class sub-folders")
-    return classes
+    return classes, ignored
 
 
 class SampleCounter:
@@ -75,8 +84,8 @@ def epoch_indices(num_samples, seed, epoch, rank, world, shuffle):
 def eval_transforms(resize, crop, mean, std, interpolation="bilinear"):
     """Decode, short side to `resize`, center crop `crop`, normalise (0-255 scale), CHW: the
     evaluation transforms (also the Ascend 310 program's JPEG preprocessing)."""
-    return [V.Decode(), V.Resize(resize, _interpolation(interpolation)), V.CenterCrop(crop),
-            V.Normalize(mean, std), V.HWC2CHW()]
+    return [check_encoded, V.Decode(), V.Resize(resize, _interpolation(interpolation)),
+            V.CenterCrop(crop), V.Normalize(mean, std), V.HWC2CHW()]
 
 
 class ImageFolderSplit:
@@ -87,11 +96,11 @@ class ImageFolderSplit:
         self.cfg, self.split, self.rank, self.world = cfg, split, rank, world
         self.train = split == "train"
         self.root = dataset_root(cfg)
-        self.classes = split_classes(self.root, split)
+        self.classes, self.ignored = scan_split(self.root, split)
         if len(self.classes) != cfg["num_classes"]:
             raise DataError(f"{self.root}/{split} has {len(self.classes)} class folders but "
                             f"num_classes is {cfg['num_classes']}")
-        self.num_samples = ds.ImageFolderDataset(os.path.join(self.root, split)).get_dataset_size()
+        self.num_samples = self._folder().get_dataset_size()
         self.counter = SampleCounter()
         self.indices = epoch_indices(self.num_samples, cfg["seed"], 0, rank, world, self.train)
         if self.train and len(self.indices) < cfg["batch_size"]:
@@ -109,7 +118,7 @@ class ImageFolderSplit:
         normalize = [V.Normalize(cfg["mean"], cfg["std"]), V.HWC2CHW()]
         inter = _interpolation(cfg["interpolation"])
         if self.train:
-            ops = [V.Decode(), V.RandomResizedCrop(cfg["image_size"], tuple(cfg["crop_scale"]),
+            ops = [check_encoded, V.Decode(), V.RandomResizedCrop(cfg["image_size"], tuple(cfg["crop_scale"]),
                                                    tuple(cfg["crop_ratio"]), inter)]
             if cfg["hflip"] > 0:
                 ops.append(V.RandomHorizontalFlip(cfg["hflip"]))
@@ -135,8 +144,7 @@ class ImageFolderSplit:
                                          else ds.config.ErrorSamplesMode.RETURN)
         indices = epoch_indices(self.num_samples, cfg["seed"], epoch, self.rank, self.world,
                                 self.train)
-        data = ds.ImageFolderDataset(os.path.join(self.root, self.split),
-                                     sampler=ds.SubsetSampler(indices))
+        data = self._folder(sampler=ds.SubsetSampler(indices))
         workers = cfg["num_workers"]
         data = data.map(self.transforms(), "image", num_parallel_workers=workers)
         data = data.map(self.counter, "label", python_multiprocessing=False)
@@ -151,6 +159,21 @@ class ImageFolderSplit:
             mix = mixers[0] if len(mixers) == 1 else T.RandomChoice(mixers)
             data = data.map(mix, ["image", "label"])
         return data
+
+    def _folder(self, **kwargs):
+        return ds.ImageFolderDataset(os.path.join(self.root, self.split),
+                                     extensions=FOLDER_EXTENSIONS, **kwargs)
+
+    def batches(self, epoch, **iterator_args):
+        """Iterate epoch(epoch); a sample the pipeline cannot read (with skip_bad_images
+        false) becomes a DataError naming the file."""
+        try:
+            yield from self.epoch(epoch).create_tuple_iterator(num_epochs=1, **iterator_args)
+        except RuntimeError as exc:
+            error = pipeline_error(exc)
+            if error is None:
+                raise
+            raise DataError(f"{error} (set skip_bad_images: true to skip such files)") from None
 
     def expected_samples(self):
         """Samples one epoch should deliver on this rank if no image is skipped."""

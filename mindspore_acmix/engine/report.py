@@ -4,6 +4,8 @@ import os
 import sys
 import time
 
+from .. import atomic
+
 
 class Progress:
     """A live line (epoch, step, loss, lr, images/s, ETA): rewritten in place on a terminal,
@@ -60,10 +62,7 @@ class MetricsLog:
     def append(self, record):
         # a resumed run rewrites the epochs it repeats, so the file holds each epoch once
         kept = [r for r in self.records() if r["epoch"] < record["epoch"]] + [record]
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in kept)
-        os.replace(tmp, self.path)
+        atomic.write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self.plot(kept)
 
     def plot(self, records):
@@ -85,7 +84,6 @@ class MetricsLog:
         ax_acc.set_ylim(0, 1)
         ax_acc.legend()
         fig.tight_layout()
-        tmp = f"{self.plot_path}.tmp-{os.getpid()}.png"
-        fig.savefig(tmp, dpi=100)
+        with atomic.writing(self.plot_path) as tmp:
+            fig.savefig(tmp, dpi=100)
         plt.close(fig)
-        os.replace(tmp, self.plot_path)

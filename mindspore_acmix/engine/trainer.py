@@ -1,15 +1,16 @@
 """Training and evaluation loops shared by train.py and eval.py."""
+import fcntl
 import glob
 import math
 import os
 import re
-import shutil
 import time
 
 import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 
+from .. import atomic
 from .. import config as config_lib
 from ..checkpoint import CheckpointError, check_state_dict, read_checkpoint, save_checkpoint_atomic
 from ..data.pipeline import ImageFolderSplit
@@ -19,6 +20,9 @@ from .optim import build_optimizer, lr_schedule, optimizer_state
 from .report import MetricsLog, Progress
 
 EPOCH_FILE = re.compile(r"epoch_(\d+)\.ckpt$")
+# Under dynamic loss scaling a step with non-finite gradients is skipped and the scale
+# halved; this many in a row (scale divided by 2**50) means the model itself has diverged.
+MAX_CONSECUTIVE_OVERFLOWS = 50
 
 
 class TrainingError(RuntimeError):
@@ -47,7 +51,8 @@ def resolve_amp(cfg, device):
 
 class TrainStep(nn.Cell):
     """One optimisation step: forward, backward, gradient mean over ranks, optional
-    clipping, then the update; with AMP, dynamic loss scaling skips non-finite steps."""
+    clipping, then the update. Returns (loss, overflow): with dynamic loss scaling a step
+    whose gradients are not finite is skipped, the scale lowered and overflow is True."""
 
     def __init__(self, net, loss_fn, opt, world, clip_norm, use_loss_scale):
         super().__init__(auto_prefix=False)
@@ -56,6 +61,7 @@ class TrainStep(nn.Cell):
         self.clip_norm = clip_norm
         self.scaler = ms.amp.DynamicLossScaler(2.0 ** 16, 2, 1000) if use_loss_scale else None
         self.grad_fn = ms.value_and_grad(self.forward, None, opt.parameters)
+        self.no_overflow = Tensor(False)
 
     def forward(self, x, y):
         loss = self.loss_fn(self.net(x).astype(ms.float32), y)
@@ -73,11 +79,11 @@ class TrainStep(nn.Cell):
             finite = ms.amp.all_finite(grads)
             self.scaler.adjust(finite)
             if not finite:
-                return loss
+                return loss, ops.logical_not(finite)
         if self.clip_norm is not None:
             grads = ops.clip_by_global_norm(grads, self.clip_norm)
         self.opt(grads)
-        return loss
+        return loss, self.no_overflow
 
 
 class Evaluator:
@@ -91,9 +97,7 @@ class Evaluator:
         self.net.set_train(False)
         sums = np.zeros(4)  # top1 hits, top5 hits, loss sum, samples
         bs = self.split.cfg["batch_size"]
-        for batch in self.split.epoch(epoch).create_tuple_iterator(num_epochs=1,
-                                                                   output_numpy=True):
-            images, labels = batch
+        for images, labels in self.split.batches(epoch, output_numpy=True):
             n = len(labels)
             if n < bs:  # pad the last batch: one compiled shape for every batch
                 images = np.concatenate([images, np.zeros((bs - n,) + images.shape[1:],
@@ -103,7 +107,8 @@ class Evaluator:
         total = all_reduce_sum(sums, self.world)
         n = max(total[3], 1)
         return {"top1": total[0] / n, "top5": total[1] / n, "loss": total[2] / n,
-                "num_samples": int(total[3])}
+                "num_samples": int(total[3]),
+                "skipped_images": self.split.num_samples - int(total[3])}
 
 
 def batch_metrics(logits, labels):
@@ -126,6 +131,17 @@ class Trainer:
         self.rank, self.world = init_distributed()
         self.out = os.path.abspath(cfg["output_dir"])
         self.amp = resolve_amp(cfg, device)
+        if not resume:
+            refuse_to_overwrite(self.out)
+        self.lock = OutputDirLock(self.out, log) if self.rank == 0 else None
+        try:
+            self._build(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, resume):
+        cfg = self.cfg
         ms.set_seed(cfg["seed"])  # identical initial weights on every rank
         self.net = build_network(cfg)
         if self.amp != "O0":
@@ -133,11 +149,17 @@ class Trainer:
         self.train_split = ImageFolderSplit(cfg, "train", self.rank, self.world)
         self.val_split = ImageFolderSplit(cfg, "val", self.rank, self.world)
         self.steps_per_epoch = self.train_split.steps_per_epoch
+        for split in (self.train_split, self.val_split):
+            if split.ignored and self.rank == 0:
+                self.log(f"ignoring {len(split.ignored)} file(s) in {split.root}/{split.split} "
+                         f"without an image extension: {', '.join(split.ignored[:3])}"
+                         + (" ..." if len(split.ignored) > 3 else ""))
         self.lrs = lr_schedule(cfg, self.steps_per_epoch, self.world)
         self.opt = build_optimizer(cfg, self.net, self.lrs)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
-        self.step = ms.jit(TrainStep(self.net, loss_fn, self.opt, self.world,
-                                     cfg["clip_grad_norm"], self.amp != "O0"))
+        self.train_step = TrainStep(self.net, loss_fn, self.opt, self.world,
+                                    cfg["clip_grad_norm"], self.amp != "O0")
+        self.step = ms.jit(self.train_step)
         self.evaluator = Evaluator(self.net, self.val_split, self.world)
         self.start_epoch, self.best_top1 = 0, -1.0
         if self.rank == 0:
@@ -147,8 +169,15 @@ class Trainer:
             self._resume(resume)
 
     # ---------------------------------------------------------------- checkpoints
+    def _scaler_state(self):
+        """The dynamic loss scale and its counter (AMP): saved so a resumed run goes on with
+        the scale it had, optional on resume (a run may switch AMP on or off)."""
+        scaler = self.train_step.scaler
+        return [] if scaler is None else [scaler.scale_value, scaler.counter]
+
     def _state_entries(self):
-        params = list(self.net.get_parameters()) + optimizer_state(self.opt, self.net)
+        params = (list(self.net.get_parameters()) + optimizer_state(self.opt, self.net)
+                  + self._scaler_state())
         return [{"name": p.name, "data": p} for p in params]
 
     def _save(self, epoch, metrics):
@@ -158,9 +187,9 @@ class Trainer:
                 "num_classes": self.cfg["num_classes"]}
         path = save_checkpoint_atomic(self._state_entries(),
                                       os.path.join(self.out, f"epoch_{epoch:04d}.ckpt"), meta)
-        atomic_copy(path, os.path.join(self.out, "last.ckpt"))
+        atomic.copy(path, os.path.join(self.out, "last.ckpt"))
         if metrics["top1"] >= self.best_top1:
-            atomic_copy(path, os.path.join(self.out, "best.ckpt"))
+            atomic.copy(path, os.path.join(self.out, "best.ckpt"))
         for old in epoch_checkpoints(self.out)[self.cfg["keep_checkpoints"]:]:
             os.remove(old)
 
@@ -177,7 +206,8 @@ class Trainer:
             raise CheckpointError(f"checkpoint {path} holds no optimizer state or epoch "
                                   f"(missing {', '.join(missing[:3]) or 'epoch'}): it cannot "
                                   "resume training; use it with eval.py or as a starting point")
-        targets = list(self.net.get_parameters()) + state
+        targets = list(self.net.get_parameters()) + state + [
+            p for p in self._scaler_state() if p.name in params]
         for p in targets:
             if tuple(params[p.name].shape) != tuple(p.shape):
                 raise CheckpointError(f"checkpoint {path}: {p.name} has shape "
@@ -190,17 +220,27 @@ class Trainer:
     # ---------------------------------------------------------------- loops
     def train_epoch(self, epoch, progress):
         self.net.set_train(True)
-        losses, seen = [], 0
+        losses, seen, overflows = [], 0, 0
         split = self.train_split
         split.counter.count = 0
-        for i, (images, labels) in enumerate(split.epoch(epoch).create_tuple_iterator(
-                num_epochs=1)):
-            loss = float(self.step(images, labels).asnumpy())
+        for i, (images, labels) in enumerate(split.batches(epoch)):
+            loss, overflow = self.step(images, labels)
+            loss = float(loss.asnumpy())
             global_step = epoch * self.steps_per_epoch + i
+            where = f"epoch {epoch + 1}, step {i + 1}"
+            if bool(overflow.asnumpy()):  # dynamic loss scaling skipped this update
+                overflows += 1
+                if overflows >= MAX_CONSECUTIVE_OVERFLOWS:
+                    raise TrainingError(f"{overflows} steps in a row had non-finite gradients "
+                                        f"(up to {where}) although the loss scale was lowered "
+                                        f"each time: training diverged; the last good "
+                                        f"checkpoint is kept in {self.out}")
+                continue
+            overflows = 0
             if not math.isfinite(loss):
-                raise TrainingError(f"the loss became {loss} at epoch {epoch + 1}, step {i + 1}; "
-                                    "the last good checkpoint is kept in "
-                                    f"{self.out} (lower the lr or enable clip_grad_norm)")
+                raise TrainingError(f"the loss became {loss} at {where}; the last good "
+                                    f"checkpoint is kept in {self.out} (lower the lr or enable "
+                                    "clip_grad_norm)")
             losses.append(loss)
             seen += images.shape[0]
             progress.update(epoch, i + 1, loss, float(self.lrs[min(global_step,
@@ -209,6 +249,17 @@ class Trainer:
         return float(np.mean(losses)) if losses else float("nan"), seen, skipped
 
     def fit(self):
+        """Run the remaining epochs; returns the best val top-1. Releases the output dir."""
+        try:
+            return self._fit()
+        finally:
+            self.close()
+
+    def close(self):
+        if self.lock is not None:
+            self.lock.release()
+
+    def _fit(self):
         cfg = self.cfg
         if self.start_epoch >= cfg["epochs"]:
             self.log(f"all {cfg['epochs']} epochs are already done in {self.out}")
@@ -233,13 +284,23 @@ class Trainer:
                       "lr": float(self.lrs[min((epoch + 1) * self.steps_per_epoch,
                                                len(self.lrs)) - 1]),
                       "images_per_s": seen * self.world / max(train_time, 1e-9),
-                      "epoch_time_s": time.time() - start, "skipped_images": skipped}
+                      "epoch_time_s": time.time() - start, "skipped_images": skipped,
+                      "val_skipped_images": metrics["skipped_images"]}
             progress.end_epoch(record)
-            if skipped:
-                self.log(f"epoch {epoch + 1}: skipped {skipped} unreadable image(s)")
-            self._save(epoch + 1, metrics)
-            if metrics_log is not None:
-                metrics_log.append(record)
+            if skipped or metrics["skipped_images"]:
+                self.log(f"epoch {epoch + 1}: skipped {skipped} unreadable train and "
+                         f"{metrics['skipped_images']} val image(s) (python -m "
+                         "mindspore_acmix.data.image_check FOLDER lists them)")
+            # metrics first: a kill between the two leaves a record that the resumed run
+            # rewrites, never a checkpoint whose epoch has no record
+            try:
+                if metrics_log is not None:
+                    metrics_log.append(record)
+                self._save(epoch + 1, metrics)
+            except OSError as exc:  # disk full, quota, permissions: say so, keep what is there
+                raise TrainingError(f"could not write epoch {epoch + 1}'s outputs in {self.out} "
+                                    f"({exc.strerror or exc}); the files already there are "
+                                    "intact") from None
             done_this_run += 1
             if self.stop_after is not None and done_this_run >= self.stop_after:
                 self.log(f"stopping after {done_this_run} epoch(s) as asked; resume with "
@@ -261,12 +322,51 @@ class Trainer:
         self.log(f"weights identical on all {self.world} ranks")
 
 
-def atomic_copy(src, dst):
-    tmp = f"{dst}.tmp-{os.getpid()}"
-    shutil.copyfile(src, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, dst)
+class OutputDirLock:
+    """An exclusive lock on the output directory for one training process (the kernel drops
+    it when the process dies, however it dies); taking it also clears the temporary files of
+    writes that an earlier, killed run never finished."""
+
+    def __init__(self, out, log=print):
+        self.path = os.path.join(out, ".lock")
+        try:
+            os.makedirs(out, exist_ok=True)
+            self.fh = open(self.path, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise config_lib.ConfigError(f"output_dir {out} cannot be written "
+                                         f"({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            holder = self.fh.read().strip() or "unknown"
+            self.fh.close()
+            raise TrainingError(f"output_dir {out} is in use by another training process "
+                                f"(pid {holder}); wait for it or choose another --output-dir")
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+        removed = atomic.remove_stale_temporaries(out)
+        if removed:
+            log(f"removed {len(removed)} unfinished write(s) of an interrupted run: "
+                f"{', '.join(removed)}")
+
+    def release(self):
+        if not self.fh.closed:
+            fcntl.flock(self.fh, fcntl.LOCK_UN)
+            self.fh.close()
+
+
+def refuse_to_overwrite(out):
+    """A fresh run must not overwrite another run's checkpoints."""
+    found = epoch_checkpoints(out) + [p for p in (os.path.join(out, "last.ckpt"),)
+                                      if os.path.exists(p)]
+    if found:
+        raise config_lib.ConfigError(
+            f"output_dir {out} already holds checkpoints ({os.path.basename(found[0])}): pass "
+            "--resume auto to continue that run, or choose another --output-dir (nothing was "
+            "overwritten)")
 
 
 def epoch_checkpoints(out):
