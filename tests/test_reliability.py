@@ -24,6 +24,7 @@ from mindspore_acmix.checkpoint import CheckpointError, read_checkpoint, save_ch
 from mindspore_acmix.data.image_check import image_problem
 from mindspore_acmix.data.pipeline import DataError, ImageFolderSplit
 from mindspore_acmix.engine import trainer as trainer_lib
+from mindspore_acmix.engine.report import MetricsLog
 from mindspore_acmix.engine.trainer import OutputDirLock, Trainer, TrainingError, TrainStep
 
 from conftest import REPO_DIR, error_line, make_image_folder, run_script, write_config
@@ -91,6 +92,13 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert os.listdir(tmp_path) == ["metrics.jsonl"]
 
 
+def test_a_mangled_metrics_file_does_not_stop_training(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 2.0}\n{"epoch": 2, "tr\n'
+                                            "[1, 2]\n")
+    log = MetricsLog(str(tmp_path))
+    assert log.records() == [{"epoch": 1, "train_loss": 2.0}]
+
+
 # ---------------------------------------------------------------------- checkpoints
 def test_every_truncation_and_a_flipped_bit_are_caught(tmp_path):
     """A cut at an entry boundary parses; the entry count written first exposes it, and
@@ -112,6 +120,27 @@ def test_every_truncation_and_a_flipped_bit_are_caught(tmp_path):
         fh.write(bytes(flipped))
     with pytest.raises(CheckpointError, match="truncated or corrupt.*CRC"):
         read_checkpoint(bad)
+
+
+def test_resume_auto_skips_corrupt_checkpoints_by_name_and_never_restarts_over_them(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    net = nn.Dense(3, 2)
+    save_checkpoint_atomic(net, str(out / "epoch_0001.ckpt"), {"epoch": 1})
+    whole = (out / "epoch_0001.ckpt").read_bytes()
+    (out / "epoch_0002.ckpt").write_bytes(whole[:len(whole) // 2])
+    (out / "last.ckpt").write_bytes(b"")
+    said = []
+    assert trainer_lib.newest_valid_checkpoint(str(out), said.append) == str(
+        out / "epoch_0001.ckpt")
+    assert said == [f"warning: skipping checkpoint {out}/epoch_0002.ckpt is truncated or "
+                    "corrupt: it cannot be parsed or fails its CRC check",
+                    f"warning: skipping checkpoint {out}/last.ckpt is empty (0 bytes)"]
+    (out / "epoch_0001.ckpt").write_bytes(whole[:-3])
+    with pytest.raises(CheckpointError, match="none of the checkpoints in .* can be read "
+                                              "\\(epoch_0002.ckpt, epoch_0001.ckpt, last.ckpt\\); "
+                                              "move them away"):
+        trainer_lib.newest_valid_checkpoint(str(out), said.append)
 
 
 def test_output_dir_is_locked_and_never_silently_reused(folder, tmp_path):

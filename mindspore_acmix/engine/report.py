@@ -56,8 +56,16 @@ class MetricsLog:
     def records(self):
         if not os.path.exists(self.path):
             return []
-        with open(self.path, encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+        records = []
+        with open(self.path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    record = json.loads(line)
+                except ValueError:  # a line mangled by hand or by an older writer: dropped
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+                    records.append(record)
+        return records
 
     def append(self, record):
         # a resumed run rewrites the epochs it repeats, so the file holds each epoch once

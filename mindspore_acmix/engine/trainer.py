@@ -376,16 +376,22 @@ def epoch_checkpoints(out):
 
 
 def newest_valid_checkpoint(out, log=print):
-    """The newest readable training checkpoint in `out`; corrupt ones are named and skipped."""
-    candidates = []
+    """The newest readable training checkpoint in `out`, None when there is none; corrupt
+    ones are named and skipped, and CheckpointError when every one of them is corrupt (a run
+    from scratch would overwrite them)."""
+    candidates, corrupt = [], []
     for path in epoch_checkpoints(out) + [os.path.join(out, "last.ckpt")]:
         if not os.path.exists(path):
             continue
         try:
             params = read_checkpoint(path)
         except CheckpointError as exc:
-            log(f"warning: skipping {path}: {exc}")
+            log(f"warning: skipping {exc}")
+            corrupt.append(os.path.basename(path))
             continue
         if "epoch" in params:
             candidates.append((int(params["epoch"].asnumpy()), path))
+    if not candidates and corrupt:
+        raise CheckpointError(f"resume auto: none of the checkpoints in {out} can be read "
+                              f"({', '.join(corrupt)}); move them away to start from scratch")
     return max(candidates)[1] if candidates else None
