@@ -14,9 +14,8 @@ import sys
 import mindspore.dataset.transforms as T
 
 from mindspore_acmix import cli
-from mindspore_acmix.data.pipeline import (IMAGE_EXTENSIONS, DataError, dataset_root,
-                                           eval_transforms, split_classes)
-from mindspore_acmix.data.image_check import read_image_file
+from mindspore_acmix.data.image_check import IMAGE_EXTENSIONS, DataError, read_image_file
+from mindspore_acmix.data.pipeline import dataset_root, eval_transforms, split_classes
 from mindspore_acmix.deploy import (ARGS_FILE, IMAGE_DIR, infer_args, list_images, write_bin,
                                     write_labels)
 

@@ -90,7 +90,6 @@ def export_network(net, file_format, batch_size, image_size, output):
     path = base + EXTENSIONS[fmt]
     # written beside and renamed: a failed or killed export leaves an earlier file intact
     with atomic.writing(path) as tmp:
-        tmp_base = tmp[:-len(EXTENSIONS[fmt])]
         if fmt == "ONNX":
             from mindspore import onnx
             try:
@@ -101,7 +100,7 @@ def export_network(net, file_format, batch_size, image_size, output):
                                   f"({str(exc).strip().splitlines()[0]}); MINDIR export works "
                                   "for every model") from None
         else:
-            ms.export(net, x, file_name=tmp_base, file_format=fmt)
+            ms.export(net, x, file_name=tmp[:-len(EXTENSIONS[fmt])], file_format=fmt)
         if not os.path.isfile(tmp):
             raise ExportError(f"MindSpore reported no error but wrote no {path}")
     return path
@@ -197,7 +196,7 @@ def bin_inputs(input_dir):
 def jpeg_inputs(input_dir):
     """[(name, path)] of input_dir/<class>/<image> (the C++ program's walk)."""
     classes = sorted(d for d in os.listdir(input_dir) if os.path.isdir(os.path.join(input_dir, d)))
-    from .data.pipeline import IMAGE_EXTENSIONS
+    from .data.image_check import IMAGE_EXTENSIONS
     return [(name, path) for name, path, _ in list_images(input_dir, classes, IMAGE_EXTENSIONS)]
 
 

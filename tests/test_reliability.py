@@ -388,7 +388,8 @@ def test_a_nan_loss_names_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path,
 def test_broken_images_are_skipped_counted_and_leave_no_stray_files(broken_folder, tmp_path):
     """One epoch over a tree holding empty, truncated, text, GIF and README files: the run
     finishes, counts what it skipped, and writes nothing outside its output dir (under HOME
-    only matplotlib's font cache); with skip_bad_images false it stops with the first bad file's name."""
+    only matplotlib's font cache); with skip_bad_images false it stops naming the first bad
+    file."""
     work, home, out = tmp_path / "work", tmp_path / "home", tmp_path / "run"
     work.mkdir()
     home.mkdir()

@@ -12,6 +12,9 @@ import sys
 
 # the formats MindSpore's C++ Decode reads (GIF and WebP it refuses)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+# what an ImageFolder tree holds as images: ImageFolderDataset matches extensions
+# case-sensitively, so .jpg and .JPG are read and .Jpg is not
+FOLDER_EXTENSIONS = IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)
 # prefix of the messages below, so a pipeline error can be told apart from other failures
 MARK = "unreadable image"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -148,7 +151,8 @@ def pipeline_error(exc):
 
 
 def is_image_name(name):
-    return name.lower().endswith(IMAGE_EXTENSIONS)
+    """True for the files of an ImageFolder tree that the pipeline reads."""
+    return name.endswith(FOLDER_EXTENSIONS)
 
 
 def find_bad_images(folder):

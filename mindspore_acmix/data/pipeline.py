@@ -15,10 +15,8 @@ import mindspore.dataset.transforms as T
 import mindspore.dataset.vision as V
 
 from .digits import ensure_digits
-from .image_check import IMAGE_EXTENSIONS, DataError, check_encoded, pipeline_error
-
-# ImageFolderDataset matches extensions case-sensitively
-FOLDER_EXTENSIONS = sorted(set(IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)))
+from .image_check import (FOLDER_EXTENSIONS, DataError, check_encoded, is_image_name,
+                          pipeline_error)
 
 
 def dataset_root(cfg):
@@ -44,7 +42,7 @@ def scan_split(root, split):
     images, ignored = 0, []
     for c in classes:
         for f in sorted(os.listdir(os.path.join(folder, c))):
-            if f.endswith(tuple(FOLDER_EXTENSIONS)):
+            if is_image_name(f):
                 images += 1
             else:  # README.txt, .DS_Store, .Jpg: ImageFolderDataset does not read them
                 ignored.append(f"{c}/{f}")
@@ -118,8 +116,9 @@ class ImageFolderSplit:
         normalize = [V.Normalize(cfg["mean"], cfg["std"]), V.HWC2CHW()]
         inter = _interpolation(cfg["interpolation"])
         if self.train:
-            ops = [check_encoded, V.Decode(), V.RandomResizedCrop(cfg["image_size"], tuple(cfg["crop_scale"]),
-                                                   tuple(cfg["crop_ratio"]), inter)]
+            ops = [check_encoded, V.Decode(),
+                   V.RandomResizedCrop(cfg["image_size"], tuple(cfg["crop_scale"]),
+                                       tuple(cfg["crop_ratio"]), inter)]
             if cfg["hflip"] > 0:
                 ops.append(V.RandomHorizontalFlip(cfg["hflip"]))
             if cfg["color_jitter"] > 0:
@@ -162,7 +161,7 @@ class ImageFolderSplit:
 
     def _folder(self, **kwargs):
         return ds.ImageFolderDataset(os.path.join(self.root, self.split),
-                                     extensions=FOLDER_EXTENSIONS, **kwargs)
+                                     extensions=list(FOLDER_EXTENSIONS), **kwargs)
 
     def batches(self, epoch, **iterator_args):
         """Iterate epoch(epoch); a sample the pipeline cannot read (with skip_bad_images
