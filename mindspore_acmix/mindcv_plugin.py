@@ -12,8 +12,16 @@ of this module; it takes what mindcv.create_model passes (pretrained, num_classe
 in_channels, drop_rate, drop_path_rate, features_only, out_indices, ...) and hands it to our
 registry, which applies the conventions of mindspore_acmix.models.base.
 
+MindCV's own train.py, from a MindCV clone, with our models registered first:
+
+    python -m mindspore_acmix.mindcv_plugin train.py -c CONFIG.yaml --model acmix_resnet50
+
 Needs `pip install mindspore-acmix[mindcv]` (mindcv 0.3.0 tested).
 """
+import os
+import runpy
+import sys
+
 from . import models  # noqa: F401  (registers our families)
 from .registry import get_default_cfg, list_models, model_entrypoint
 
@@ -57,4 +65,20 @@ def register_all():
     return added
 
 
+def launch(argv):
+    """Run the script argv[0] as __main__ with argv as its sys.argv (our models registered)."""
+    if not argv or not os.path.isfile(argv[0]):
+        print("usage: python -m mindspore_acmix.mindcv_plugin SCRIPT.py [ARGS...]  (e.g. "
+              "MindCV's train.py, run from its clone)", file=sys.stderr)
+        return 2
+    script = os.path.abspath(argv[0])
+    sys.argv = [script] + list(argv[1:])
+    sys.path.insert(0, os.path.dirname(script))  # as `python SCRIPT.py` would (its config.py)
+    runpy.run_path(script, run_name="__main__")
+    return 0
+
+
 register_all()
+
+if __name__ == "__main__":
+    sys.exit(launch(sys.argv[1:]))

@@ -65,3 +65,14 @@ def test_mindcv_optimizer_reads_no_weight_decay():
     assert decay["layers.0.blocks.0.attn.rate1"] == 0.0
     assert decay["layers.0.blocks.0.attn.relative_position_bias_table"] == 0.0
     assert decay["layers.0.blocks.0.attn.qkv.weight"] == pytest.approx(0.05)
+
+
+def test_launcher_runs_a_script_with_the_models_registered(tmp_path, monkeypatch, capsys):
+    script = tmp_path / "train.py"
+    script.write_text("import sys, mindcv\n"
+                      "print(sys.argv[1:], mindcv.models.registry.is_model('acmix_resnet26'))\n")
+    monkeypatch.setattr("sys.argv", list(__import__("sys").argv))
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))
+    assert plugin.launch([str(script), "--model", "acmix_resnet26"]) == 0
+    assert capsys.readouterr().out.strip() == "['--model', 'acmix_resnet26'] True"
+    assert plugin.launch([str(tmp_path / "missing.py")]) == 2

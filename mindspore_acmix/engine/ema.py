@@ -7,10 +7,9 @@ The copies are named `ema.<parameter name>`, MindCV's convention, so a checkpoin
 its EMA weights with `eval.py --ema`, `python -m mindspore_acmix.tools.rates --ema` and
 `mindcv.create_model(..., checkpoint_path=..., ema=True)`.
 """
-import mindspore as ms
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
-PREFIX = "ema."
+from ..checkpoint import EMA_PREFIX as PREFIX
 
 
 class EMA(nn.Cell):
@@ -45,7 +44,3 @@ def ema_weights(params):
     """{network parameter name: value} of the EMA copies in a checkpoint's parameter dict."""
     return {name[len(PREFIX):]: value for name, value in params.items()
             if name.startswith(PREFIX)}
-
-
-def as_float32(value):
-    return Tensor(value.asnumpy(), ms.float32)

@@ -18,7 +18,7 @@ import re
 import sys
 
 from .. import atomic, cli
-from ..checkpoint import CheckpointError, read_checkpoint
+from ..checkpoint import EMA_PREFIX, read_checkpoint
 
 # layerS.B (ResNet), layers.S.blocks.B (Swin), blockS.B (PVT), and the like
 STAGE = re.compile(r"^(layers|layer|blocks|block|stages|stage)\.?(\d+)\.(?:blocks\.)?(\d+)")
@@ -40,8 +40,8 @@ def collect(named_values, ema=False):
     values = dict(named_values)
     rate1 = {n[:-len(".rate1")] for n in values if n.endswith(".rate1")}
     if ema:
-        own = {n[len("ema."):] for n in rate1 if n.startswith("ema.")}
-        key = "ema.{}".format
+        own = {n[len(EMA_PREFIX):] for n in rate1 if n.startswith(EMA_PREFIX)}
+        key = (EMA_PREFIX + "{}").format
     else:  # a name is a slot when another candidate is its suffix after a dot
         own = {n for n in rate1 if not any(n.endswith("." + m) for m in rate1 if m != n)}
         key = "{}".format
