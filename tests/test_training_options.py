@@ -77,8 +77,14 @@ def test_ema_follows_each_update():
     for name in before:
         np.testing.assert_allclose(ema["ema." + name], 0.75 * before[name] + 0.25 * after[name],
                                    rtol=1e-6, atol=1e-7)
+    net.set_train(False)
+    forward = ms.jit(net)
+    forward(x)  # compiled before the swap, as the Evaluator's forward is
     step.ema.swap()  # the network now holds the EMA weights, the copies the network's
-    np.testing.assert_allclose(net.fc1.weight.asnumpy(), ema["ema.fc1.weight"])
+    hidden = np.tanh(x.asnumpy() @ ema["ema.fc1.weight"].T + ema["ema.fc1.bias"])
+    np.testing.assert_allclose(forward(x).asnumpy(),
+                               hidden @ ema["ema.fc2.weight"].T + ema["ema.fc2.bias"],
+                               rtol=1e-5, atol=1e-6)
     step.ema.swap()
     np.testing.assert_array_equal(net.fc1.weight.asnumpy(), after["fc1.weight"])
 

@@ -25,6 +25,7 @@ class EMA(nn.Cell):
         self.weights = ParameterTuple(
             Parameter(Tensor(p.asnumpy(), p.dtype), name=PREFIX + p.name, requires_grad=False)
             for p in params)
+        self._swap = _Swap(self.weights, self.params)
 
     def construct(self):
         for ema, param in zip(self.weights, self.params):
@@ -33,11 +34,22 @@ class EMA(nn.Cell):
 
     def swap(self):
         """Exchange the network's weights and the EMA copies (call twice to undo): how the
-        EMA weights are evaluated with the network's own compiled forward pass."""
-        for ema, param in zip(self.weights, self.params):
-            held = param.asnumpy().copy()
-            param.set_data(Tensor(ema.asnumpy(), param.dtype))
-            ema.set_data(Tensor(held, ema.dtype))
+        EMA weights are evaluated with the network's own compiled forward pass. Done in a
+        compiled graph: a function compiled by ms.jit does not see Parameter.set_data."""
+        self._swap()
+
+
+class _Swap(nn.Cell):
+    def __init__(self, first, second):
+        super().__init__(auto_prefix=False)
+        self.first, self.second = first, second
+
+    def construct(self):
+        for a, b in zip(self.first, self.second):
+            held = a * 1  # a copy, read before the assignments (auto-monad keeps the order)
+            ops.assign(a, b)
+            ops.assign(b, held)
+        return True
 
 
 def ema_weights(params):

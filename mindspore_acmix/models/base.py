@@ -39,6 +39,7 @@ POSITION_KEYWORDS = ("relative_position_bias_table", "pos_embed", "cls_token")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # timm's 0-1 scale; configs use 0-255
 IMAGENET_STD = (0.229, 0.224, 0.225)
+ACMIX_TABLE = "ACmix paper / README results table"  # default_cfg['paper']['source']
 
 
 def model_cfg(architecture, input_size=(3, 224, 224), interpolation="bilinear", crop_pct=0.875,

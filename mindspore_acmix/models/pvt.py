@@ -41,7 +41,7 @@ from ..layers.transformer import (DropPath, Mlp, PatchEmbed, _probability,
                                   init_transformer_weights, layer_norm, linspace, trunc_normal_)
 from ..layers.window_attention import TokenConvPath, _pair
 from ..registry import register_model
-from .base import Backbone, feature, model_cfg, paper
+from .base import ACMIX_TABLE, Backbone, feature, model_cfg, paper
 
 NUM_STAGES = 4
 
@@ -280,7 +280,6 @@ SMALL = dict(depths=(3, 4, 6, 3))
 ACMIX_SOURCE = ("PVT-ACmix (Pan et al., CVPR 2022; no public code: this project's design, see "
                 "the module docstring) on whai362/PVT v1")
 PVT_SOURCE = "PVT v1 (Wang et al., ICCV 2021), whai362/PVT classification/pvt.py"
-ACMIX_TABLE = "ACmix paper / README results table"
 
 
 def pvt_cfg(source, published):

@@ -11,7 +11,7 @@ from ..layers import ACmix
 from ..layers.conv import SameConv2d
 from ..layers.transformer import DropPath, linspace
 from ..registry import register_model
-from .base import Backbone, feature, model_cfg, paper
+from .base import ACMIX_TABLE, Backbone, feature, model_cfg, paper
 
 
 def conv1x1(in_planes, out_planes, stride=1):
@@ -165,7 +165,6 @@ class ACmixResNet(ResNet):
 DEPTHS = {26: [1, 2, 4, 1], 38: [2, 3, 5, 2], 50: [3, 4, 6, 3]}
 ACMIX_SOURCE = "ACmix-ResNet (Pan et al., CVPR 2022), LeapLabTHU/ACmix ResNet/"
 SAN_SOURCE = "SAN's bottleneck ResNet baseline (Zhao et al., CVPR 2020), hszhao/SAN"
-ACMIX_TABLE = "ACmix paper / README results table"
 SAN_TABLE = "SAN README"
 # the digits data of the default run, on timm's 0-1 scale (configs/digits: 40 / 75 of 255)
 DIGITS_MEAN, DIGITS_STD = (40 / 255,) * 3, (75 / 255,) * 3

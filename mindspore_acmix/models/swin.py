@@ -23,7 +23,7 @@ from ..layers.transformer import (DropPath, Mlp, PatchEmbed, _probability,
 from ..layers.window_attention import WindowAttention, WindowAttentionACmix, _pair
 from ..ops.roll import roll2d
 from ..registry import register_model
-from .base import Backbone, feature, model_cfg, paper
+from .base import ACMIX_TABLE, Backbone, feature, model_cfg, paper
 
 
 def shifted_window_mask(h, w, window, shift):
@@ -244,7 +244,6 @@ TINY = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_
 SMALL = dict(TINY, depths=(2, 2, 18, 2))
 ACMIX_SOURCE = "Swin-ACmix (Pan et al., CVPR 2022), LeapLabTHU/ACmix Swin-Transformer/"
 SWIN_SOURCE = "Swin Transformer (Liu et al., ICCV 2021), microsoft/Swin-Transformer"
-ACMIX_TABLE = "ACmix paper / README results table"
 
 
 def swin_cfg(source, published):

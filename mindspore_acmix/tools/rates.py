@@ -80,7 +80,8 @@ def from_checkpoint(path, ema=False):
     if not layers:
         raise RatesError(f"checkpoint {path} holds no ACmix rates"
                          + (" under ema." if ema else "")
-                         + " (parameters named <layer>.rate1 / <layer>.rate2): is it an ACmix model?")
+                         + " (parameters named <layer>.rate1 / <layer>.rate2): is it an ACmix "
+                         "model?")
     return layers
 
 
