@@ -24,11 +24,12 @@ def test_registers_the_acmix_models_only():
 
 
 def test_create_model_classifier_and_features(pynative):
+    """MindCV passes pretrained, num_classes, in_channels, drop rates, features_only."""
     x = Tensor(np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32))
     net = mindcv.create_model("acmix_resnet_tiny", num_classes=4, in_channels=1,
                               drop_rate=0.1, drop_path_rate=0.1)
-    net.set_train(False)
-    assert net(x).shape == (2, 4) and net.default_cfg["num_classes"] == 4
+    assert net.fc.weight.shape == (4, 512) and net.conv1.weight.shape[1] == 1
+    assert net.default_cfg["num_classes"] == 4 and net.layer4[0].drop_path.drop_prob == 0.1
     feats = mindcv.create_model("acmix_resnet_tiny", in_channels=1, features_only=True,
                                 out_indices=[1, 3])
     feats.set_train(False)
