@@ -101,3 +101,34 @@ def build_kernel(source_name):
         if os.path.exists(tmp):
             os.remove(tmp)
     return target
+
+
+_libraries = {}  # source name -> library path or KernelBuildError, once per process
+
+
+def kernel_library(source_name):
+    """build_kernel(source_name), attempted once per process: later calls return the same
+    path or raise the same KernelBuildError."""
+    if source_name not in _libraries:
+        try:
+            _libraries[source_name] = build_kernel(source_name)
+        except KernelBuildError as exc:
+            _libraries[source_name] = exc
+    result = _libraries[source_name]
+    if isinstance(result, KernelBuildError):
+        raise KernelBuildError(str(result))
+    return result
+
+
+def kernel_unavailable_reason(source_name):
+    """Why the CPU kernels of kernels/<source_name> cannot be used here, or None."""
+    import mindspore as ms
+
+    target = ms.get_context("device_target")
+    if target != "CPU":
+        return f"the AOT kernels run on CPU only and the device target is {target}"
+    try:
+        kernel_library(source_name)
+    except KernelBuildError as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,197 @@
+"""The three neighbourhood operators of SAN (Zhao et al., CVPR 2020), hszhao/SAN's `lib/sa`.
+
+Every implementation is a Cell built as `cls(kernel_size, stride, dilation)` with three
+methods; x, x1, x2 are (N, C, H, W), w is (N, Cw, k*k, Ho*Wo) with C a multiple of Cw,
+Ho = ceil(H / stride), Wo = ceil(W / stride):
+
+    windows(x) -> (N, C, k*k, Ho*Wo)          x's k x k window around each query
+    subtraction2(x1, x2) -> (N, C, k*k, Ho*Wo)  x1 at the query minus x2's window
+                                                (SAN's `subtraction(x)` is subtraction2(x, x))
+    aggregation(x, w) -> (N, C, Ho, Wo)       sum over the window of w * x's window, output
+                                                channel c weighted by weight channel c % Cw
+
+Query (y, x) sits at input pixel (y*stride, x*stride); window position j = a*k + b reads
+pixel (y*stride + a*dilation - pad, x*stride + b*dilation - pad), pad = dilation*(k-1)/2,
+through a reflection padding (torch ReflectionPad2d: the edge is not repeated, reflected
+only once, so pad < H and pad < W). These are the semantics of SAN's CUDA kernels
+(`*_refpad`); `windows` is the patchwise SAM's `unfold_j(pad(x))` (channel-major: channel
+c*k*k + j once viewed as (N, C*k*k, Ho*Wo)), dilated consistently.
+
+The sharing of `aggregation` is interleaved: output channels c, c + Cw, c + 2*Cw ... share
+weight channel c, so x is read as (N, C/Cw, Cw, ...).
+
+Implementations (SAM(san_impl=...) picks one by name):
+- "unfold": the reference, with ops.unfold (Im2Col). `windows` and `subtraction2` are
+  k*k times their input by definition, but `aggregation` materialises k*k copies of
+  all C channels of x, forward and backward: the k**2 blow-up of the official PyTorch
+  fallback.
+- "aot": C++ CPU kernels (kernels/san_cpu.cc, OpenMP, one channel per task) as MindSpore
+  AOT Custom ops with their own backward; compiled on first use (see aot_build). Nothing
+  is k*k times a feature map but the outputs that are so by definition.
+- "auto": "aot" on CPU when the kernels build, else "halo" (with a warning, once, on CPU).
+"""
+import warnings
+
+import numpy as np
+import mindspore as ms
+from mindspore import Tensor, nn, ops
+
+from .aot_build import kernel_library, kernel_unavailable_reason
+from .local_attention import subsample, window_padding
+from .shift import reflect_pad2d
+
+
+def out_size(n, stride):
+    return -(-n // stride)
+
+
+def windows_unfold(x, kernel_size, stride, dilation):
+    """(N, C, k*k, Ho*Wo): the reflection-padded window of every query, by ops.unfold."""
+    n, c = x.shape[0], x.shape[1]
+    cols = ops.unfold(reflect_pad2d(x, window_padding(kernel_size, dilation)), kernel_size,
+                      dilation, 0, stride)
+    return cols.view(n, c, kernel_size * kernel_size, cols.shape[2])
+
+
+def subtraction2_unfold(x1, x2, kernel_size, stride, dilation):
+    centre = subsample(x1, stride)
+    n, c = centre.shape[0], centre.shape[1]
+    return (centre.reshape(n, c, 1, centre.shape[2] * centre.shape[3])
+            - windows_unfold(x2, kernel_size, stride, dilation))
+
+
+def aggregation_unfold(x, w, kernel_size, stride, dilation):
+    n, c, h, wd = x.shape
+    cw, kk = w.shape[1], w.shape[2]
+    cols = windows_unfold(x, kernel_size, stride, dilation)
+    out = (cols.view(n, c // cw, cw, kk, cols.shape[3]) * w.expand_dims(1)).sum(3)
+    return out.view(n, c, out_size(h, stride), out_size(wd, stride))
+
+
+class SanOps(nn.Cell):
+    """Base of the implementations: the window geometry."""
+
+    def __init__(self, kernel_size, stride=1, dilation=1):
+        super().__init__()
+        self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
+        self.padding = window_padding(kernel_size, dilation)
+
+
+class UnfoldSanOps(SanOps):
+    """The reference formulation, by ops.unfold."""
+
+    def windows(self, x):
+        return windows_unfold(x, self.kernel_size, self.stride, self.dilation)
+
+    def subtraction2(self, x1, x2):
+        return subtraction2_unfold(x1, x2, self.kernel_size, self.stride, self.dilation)
+
+    def aggregation(self, x, w):
+        return aggregation_unfold(x, w, self.kernel_size, self.stride, self.dilation)
+
+
+AOT_SOURCE = "san_cpu.cc"
+
+
+def aot_unavailable_reason():
+    """Why san_impl="aot" cannot be used here, or None when it can."""
+    return kernel_unavailable_reason(AOT_SOURCE)
+
+
+class AotSanOps(SanOps):
+    """The C++ CPU kernels of kernels/san_cpu.cc as Custom ops (float32 inside)."""
+
+    def __init__(self, kernel_size, stride=1, dilation=1):
+        super().__init__(kernel_size, stride, dilation)
+        reason = aot_unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(f"san_impl='aot' is unavailable: {reason}. "
+                               "Use san_impl='halo' or 'auto'.")
+        lib = kernel_library(AOT_SOURCE)
+        kk = kernel_size * kernel_size
+
+        def windows_shape(x1, x2, cfg):
+            return [x2[0], x2[1], kk, out_size(x2[2], stride) * out_size(x2[3], stride)]
+
+        def aggregation_shape(x, w, cfg):
+            return [x[0], x[1], out_size(x[2], stride), out_size(x[3], stride)]
+
+        def first_dtype(*args):
+            return args[0]
+
+        def pair_shape(a, b, *rest):
+            return a, b
+
+        def pair_dtype(a, b, *rest):
+            return a, b
+
+        windows_bwd = ops.Custom(lib + ":SanWindowsBwd", out_shape=pair_shape,
+                                 out_dtype=pair_dtype, func_type="aot")
+        aggregation_bwd = ops.Custom(lib + ":SanAggregationBwd", out_shape=pair_shape,
+                                     out_dtype=pair_dtype, func_type="aot")
+
+        def windows_bprop(x1, x2, cfg, out, dout):
+            dx1, dx2 = windows_bwd(x1, x2, cfg, dout)
+            return dx1, dx2, ops.zeros_like(cfg)
+
+        def aggregation_bprop(x, w, cfg, out, dout):
+            dx, dw = aggregation_bwd(x, w, cfg, dout)
+            return dx, dw, ops.zeros_like(cfg)
+
+        self.windows_fwd = ops.Custom(lib + ":SanWindowsFwd", out_shape=windows_shape,
+                                      out_dtype=first_dtype, func_type="aot",
+                                      bprop=windows_bprop)
+        self.aggregation_fwd = ops.Custom(lib + ":SanAggregationFwd",
+                                          out_shape=aggregation_shape, out_dtype=first_dtype,
+                                          func_type="aot", bprop=aggregation_bprop)
+        # the geometry travels as constant int32 inputs [k, stride, dilation, mode]: the
+        # plain AOT calling convention cannot read op attributes
+        geometry = [kernel_size, stride, dilation]
+        self.cfg_windows = Tensor(np.array(geometry + [0], np.int32))
+        self.cfg_subtraction = Tensor(np.array(geometry + [1], np.int32))
+
+    def windows(self, x):
+        x32 = x.astype(ms.float32)
+        return self.windows_fwd(x32, x32, self.cfg_windows).astype(x.dtype)
+
+    def subtraction2(self, x1, x2):
+        return self.windows_fwd(x1.astype(ms.float32), x2.astype(ms.float32),
+                                self.cfg_subtraction).astype(x1.dtype)
+
+    def aggregation(self, x, w):
+        return self.aggregation_fwd(x.astype(ms.float32), w.astype(ms.float32),
+                                    self.cfg_windows).astype(x.dtype)
+
+
+SAN_OPS = {
+    "unfold": UnfoldSanOps,
+    "aot": AotSanOps,
+}
+_warned = set()
+
+
+def resolve_san_ops(name="auto"):
+    """The implementation name that `name` stands for here ("auto" resolved)."""
+    if name != "auto" and name not in SAN_OPS:
+        raise ValueError(f"san_impl must be 'auto' or one of {sorted(SAN_OPS)}, got {name!r}")
+    if name != "auto":
+        return name
+    reason = aot_unavailable_reason()
+    if reason is None:
+        return "aot"
+    fallback = "halo" if "halo" in SAN_OPS else "unfold"
+    if ms.get_context("device_target") == "CPU" and reason not in _warned:
+        _warned.add(reason)
+        warnings.warn(f"SAN: the C++ kernels are unavailable ({reason}); using the slower "
+                      f"graph-operator path san_impl={fallback!r}.", stacklevel=3)
+    return fallback
+
+
+def get_san_ops(name="auto"):
+    """The implementation class registered under `name`, built as cls(kernel_size, stride,
+    dilation)."""
+    return SAN_OPS[resolve_san_ops(name)]
+
+
+__all__ = ["SAN_OPS", "SanOps", "get_san_ops", "resolve_san_ops", "windows_unfold",
+           "subtraction2_unfold", "aggregation_unfold"]

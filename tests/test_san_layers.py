@@ -1,0 +1,136 @@
+"""SAN's SAM, SAN-ACmix's SAMACmix and SAN's operators (ops.san)."""
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import Tensor
+
+from mindspore_acmix.layers import SAM, SAMACmix
+from mindspore_acmix.ops.san import SAN_OPS
+
+from conftest import assert_close, check_against, load_golden, official_state
+
+REL = 1e-5  # the golden README's bound for layers
+LAYER_CASES = ["san_sam_patch_c32", "san_sam_pair_c32", "san_acmix_sam_patch_c32"]
+
+
+def build_sam(ctor, san_impl):
+    ctor = dict(ctor)
+    cls = {"SAM": SAM, "SAM_ACmix": SAMACmix}[ctor.pop("cls")]
+    net = cls(**ctor, san_impl=san_impl)
+    net.set_train(False)  # golden files were made in eval mode: BatchNorm uses running stats
+    return net
+
+
+@pytest.mark.parametrize("case", LAYER_CASES)
+def test_sam_golden_graph(case, san_impl):
+    ctor, golden = load_golden(case)
+    check_against(build_sam(ctor, san_impl), golden, official_state(golden), REL,
+                  f"{case} [{san_impl}]")
+
+
+# ---- the operators against NumPy ------------------------------------------------------------
+# (kernel, stride, dilation, share, N, C, H, W): kernels 3/5/7, share 1/2/4/8, odd and
+# non-square sizes, stride 2 (pairwise) and dilation 2 (both clamp against the reflection)
+GEOMETRIES = [
+    (3, 1, 1, 1, 2, 3, 5, 7),
+    (5, 1, 1, 2, 1, 8, 6, 9),
+    (7, 1, 1, 4, 1, 8, 9, 8),
+    (7, 1, 1, 8, 1, 16, 4, 11),
+    (3, 2, 1, 2, 2, 4, 7, 6),
+    (5, 2, 2, 4, 1, 8, 5, 9),
+]
+
+
+def _reflect(i, n):
+    i = np.abs(i)
+    return np.where(i >= n, 2 * n - 2 - i, i)
+
+
+def window_index(h, w, k, s, d):
+    """(k*k, Ho*Wo) flat input pixel of window position j of every query."""
+    pad = d * (k - 1) // 2
+    ys, xs = np.arange(-(-h // s)) * s, np.arange(-(-w // s)) * s
+    rows = _reflect(ys[None, :] + np.arange(k)[:, None] * d - pad, h)   # (k, Ho)
+    cols = _reflect(xs[None, :] + np.arange(k)[:, None] * d - pad, w)   # (k, Wo)
+    idx = rows[:, None, :, None] * w + cols[None, :, None, :]          # (k, k, Ho, Wo)
+    return idx.reshape(k * k, -1)
+
+
+def centre_index(h, w, s):
+    return (np.arange(-(-h // s))[:, None] * s * w + np.arange(-(-w // s))[None, :] * s).ravel()
+
+
+def np_windows(x, idx):
+    return x.reshape(x.shape[0], x.shape[1], -1)[:, :, idx]
+
+
+def np_windows_adjoint(g, idx, shape):
+    out = np.zeros((shape[0], shape[1], shape[2] * shape[3]))
+    np.add.at(out, (slice(None), slice(None), idx), g)
+    return out.reshape(shape)
+
+
+def numpy_reference(inputs, probes, k, s, d):
+    """Outputs of windows(xa), subtraction2(x1, x2), aggregation(x, w) and the gradients of
+    sum(output * probe) with respect to xa, x1, x2, x, w, in float64."""
+    xa, x1, x2, x, w = (a.astype(np.float64) for a in inputs)
+    pa, p2, p3 = (p.astype(np.float64) for p in probes)
+    n, c, h, wd = x.shape
+    cw = w.shape[1]
+    idx, ctr = window_index(h, wd, k, s, d), centre_index(h, wd, s)
+    win_x = np_windows(x, idx).reshape(n, c // cw, cw, k * k, -1)
+    outs = (np_windows(xa, idx),
+            x1.reshape(n, c, -1)[:, :, ctr][:, :, None] - np_windows(x2, idx),
+            (win_x * w[:, None]).sum(3).reshape(p3.shape))
+    g1 = np.zeros((n, c, h * wd))
+    g1[:, :, ctr] = p2.sum(2)
+    p3s = p3.reshape(n, c // cw, cw, 1, -1)
+    grads = (np_windows_adjoint(pa, idx, xa.shape), g1.reshape(x1.shape),
+             -np_windows_adjoint(p2, idx, x2.shape),
+             np_windows_adjoint((w[:, None] * p3s).reshape(n, c, k * k, -1), idx, x.shape),
+             (win_x * p3s).sum(1))
+    return outs, grads
+
+
+def ops_outputs_and_grads(impl, inputs, probes, k, s, d):
+    san = SAN_OPS[impl](k, s, d)
+    pa, p2, p3 = (Tensor(p) for p in probes)
+
+    def loss_fn(xa, x1, x2, x, w):
+        outs = (san.windows(xa), san.subtraction2(x1, x2), san.aggregation(x, w))
+        return (outs[0] * pa).sum() + (outs[1] * p2).sum() + (outs[2] * p3).sum(), outs
+
+    (_, outs), grads = ms.value_and_grad(loss_fn, (0, 1, 2, 3, 4), has_aux=True)(
+        *(Tensor(a) for a in inputs))
+    return [o.asnumpy() for o in outs], [g.asnumpy() for g in grads]
+
+
+def random_case(geometry, seed=0):
+    k, s, d, share, n, c, h, w = geometry
+    rng = np.random.default_rng(seed)
+    kk, howo = k * k, (-(-h // s)) * (-(-w // s))
+    inputs = [rng.standard_normal(shape).astype(np.float32) for shape in
+              [(n, c, h, w)] * 4 + [(n, c // share, kk, howo)]]
+    probes = [rng.standard_normal(shape).astype(np.float32) for shape in
+              [(n, c, kk, howo)] * 2 + [(n, c, -(-h // s), -(-w // s))]]
+    return inputs, probes
+
+
+def check_ops(impl, geometry):
+    k, s, d = geometry[:3]
+    inputs, probes = random_case(geometry)
+    ref_outs, ref_grads = numpy_reference(inputs, probes, k, s, d)
+    outs, grads = ops_outputs_and_grads(impl, inputs, probes, k, s, d)
+    for name, ours, ref in zip(("windows", "subtraction2", "aggregation"), outs, ref_outs):
+        assert_close(ours, ref, 1e-5, f"{name} {geometry} [{impl}]")
+    for name, ours, ref in zip(("xa", "x1", "x2", "x", "w"), grads, ref_grads):
+        assert_close(ours, ref, 1e-5, f"grad of {name} {geometry} [{impl}]")
+
+
+def test_ops_numpy_pynative(san_impl, pynative):
+    for geometry in GEOMETRIES:
+        check_ops(san_impl, geometry)
+
+
+def test_ops_numpy_graph(san_impl):
+    check_ops(san_impl, GEOMETRIES[-1])
