@@ -12,7 +12,8 @@ import re
 import yaml
 
 from . import atomic
-from .registry import is_model, list_models
+from .models.base import IMAGENET_MEAN, IMAGENET_STD
+from .registry import get_default_cfg, is_model, list_models
 
 
 class ConfigError(ValueError):
@@ -67,9 +68,6 @@ def registered_model(v):
         f"is not a registered model; known models: {', '.join(list_models())}")
 
 
-IMAGENET_MEAN = [123.675, 116.28, 103.53]
-IMAGENET_STD = [58.395, 57.12, 57.375]
-
 SCHEMA = {
     # model
     "model": Field(str, None, "registered model name", registered_model),
@@ -80,17 +78,20 @@ SCHEMA = {
                      choices=("digits", "imagefolder")),
     "data_dir": Field(str, None, "imagefolder root holding train/ and val/; for digits, where "
                       "the tree is written (null: the user cache)", nullable=True),
-    "image_size": Field(int, 224, "train crop and eval crop size", positive),
-    "eval_resize": Field(int, 256, "eval: resize the short side to this, then center crop",
-                         positive),
+    "image_size": Field(int, None, "train crop and eval crop size (null: the model's "
+                        "default_cfg input size)", positive, nullable=True),
+    "eval_resize": Field(int, None, "eval: resize the short side to this, then center crop "
+                         "(null: image_size / the model's crop_pct)", positive, nullable=True),
     "crop_scale": Field(list, [0.08, 1.0], "RandomResizedCrop area range", pair_in_unit),
     "crop_ratio": Field(list, [0.75, 1.3333333], "RandomResizedCrop aspect range",
                         positive_pair),
     "hflip": Field(float, 0.5, "probability of a horizontal flip", probability),
-    "interpolation": Field(str, "bilinear", "resize interpolation",
-                           choices=("bilinear", "bicubic")),
-    "mean": Field(list, IMAGENET_MEAN, "per-channel mean on the 0-255 scale", three_numbers),
-    "std": Field(list, IMAGENET_STD, "per-channel std on the 0-255 scale", three_positive),
+    "interpolation": Field(str, None, "resize interpolation (null: the model's)",
+                           choices=("bilinear", "bicubic"), nullable=True),
+    "mean": Field(list, None, "per-channel mean on the 0-255 scale (null: the model's)",
+                  three_numbers, nullable=True),
+    "std": Field(list, None, "per-channel std on the 0-255 scale (null: the model's)",
+                 three_positive, nullable=True),
     "color_jitter": Field(float, 0.0, "brightness/contrast/saturation jitter (0: off)",
                           non_negative),
     "randaugment": Field(int, None, "RandAugment magnitude with 2 ops a image (null: off)",
@@ -233,6 +234,7 @@ def resolve(path=None, overrides=()):
     if cfg["dataset"] == "digits" and cfg["num_classes"] != 10:
         raise ConfigError(f"{path or 'config'}: the digits data has 10 classes, "
                           f"num_classes is {cfg['num_classes']}")
+    fill_from_default_cfg(cfg)
     if cfg["eval_resize"] < cfg["image_size"]:
         raise ConfigError(f"{path or 'config'}: eval_resize ({cfg['eval_resize']}) must be at "
                           f"least image_size ({cfg['image_size']})")
@@ -246,6 +248,21 @@ def resolve(path=None, overrides=()):
         raise ConfigError(f"{path or 'config'}: output_dir {cfg['output_dir']} exists and is "
                           "not a directory")
     return cfg
+
+
+def fill_from_default_cfg(cfg):
+    """The data keys a config leaves open (null) from the model's default_cfg: input size,
+    eval resize (image_size / crop_pct, as timm), interpolation, mean and std (0-255)."""
+    model = get_default_cfg(cfg["model"])
+    if cfg["image_size"] is None:
+        cfg["image_size"] = int(model.get("input_size", (3, 224, 224))[-1])
+    if cfg["eval_resize"] is None:
+        cfg["eval_resize"] = int(math.floor(cfg["image_size"] / model.get("crop_pct", 0.875)))
+    if cfg["interpolation"] is None:
+        cfg["interpolation"] = model.get("interpolation", "bilinear")
+    for key, fallback in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
+        if cfg[key] is None:
+            cfg[key] = [round(255.0 * v, 4) for v in model.get(key, fallback)]
 
 
 def save(cfg, path):

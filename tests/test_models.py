@@ -80,8 +80,8 @@ def test_invalid_arguments_name_the_argument(kwargs, match):
 def test_invalid_model_arguments():
     with pytest.raises(ValueError, match="layers must be four positive block counts"):
         mindspore_acmix.models.ResNet([1, 2, 3])
-    with pytest.raises(ValueError, match="num_classes must be a positive integer"):
-        create_model("resnet26", num_classes=0)
+    with pytest.raises(ValueError, match="num_classes must be a non-negative integer"):
+        create_model("resnet26", num_classes=-1)
 
 
 def test_input_too_small_for_reflection_padding(tmp_path, monkeypatch):

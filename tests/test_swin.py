@@ -152,7 +152,7 @@ def test_initialisation_follows_the_official_code():
     (dict(depths=(2, 2, 6)), "depths and num_heads must be non-empty and of equal length"),
     (dict(window_size=0), "window_size must be a positive integer"),
     (dict(drop_path_rate=1.0), r"drop_path_rate must be a probability in \[0, 1\)"),
-    (dict(num_classes=0), "num_classes must be a positive integer"),
+    (dict(num_classes=-1), "num_classes must be a non-negative integer"),
 ])
 def test_invalid_arguments_name_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -4,8 +4,7 @@ import math
 import numpy as np
 from mindspore import Tensor, nn
 
-# parameters that take no weight decay besides 1-D ones (norms, biases, ACmix rates)
-NO_DECAY_KEYWORDS = ("relative_position_bias_table", "pos_embed", "cls_token")
+from ..models.base import no_weight_decay_names
 
 
 def scaled_lr(cfg, world):
@@ -30,14 +29,20 @@ def lr_schedule(cfg, steps_per_epoch, world):
     return lrs.astype(np.float32)
 
 
-def takes_decay(param):
-    return param.ndim > 1 and not any(k in param.name for k in NO_DECAY_KEYWORDS)
+def no_decay_names(net):
+    """The model's no_weight_decay() (also through AMP's output-cast wrapper); the shared
+    rule of models.base for a network without one."""
+    model = net if hasattr(net, "no_weight_decay") else getattr(net, "_backbone", net)
+    if hasattr(model, "no_weight_decay"):
+        return set(model.no_weight_decay())
+    return no_weight_decay_names(net)
 
 
 def param_groups(net, weight_decay):
     params = net.trainable_params()
-    decay = [p for p in params if takes_decay(p)]
-    no_decay = [p for p in params if not takes_decay(p)]
+    skip = no_decay_names(net)
+    decay = [p for p in params if p.name not in skip]
+    no_decay = [p for p in params if p.name in skip]
     return [{"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
             {"order_params": params}]

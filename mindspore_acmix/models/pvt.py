@@ -41,6 +41,7 @@ from ..layers.transformer import (DropPath, Mlp, PatchEmbed, _probability,
                                   init_transformer_weights, layer_norm, linspace, trunc_normal_)
 from ..layers.window_attention import TokenConvPath, _pair
 from ..registry import register_model
+from .base import Backbone, feature, model_cfg, paper
 
 NUM_STAGES = 4
 
@@ -159,8 +160,16 @@ def _four(name, values):
     return values
 
 
-class PyramidVisionTransformer(nn.Cell):
-    """PVT v1 for a fixed input size; `acmix=True` gives PVT-ACmix."""
+class PyramidVisionTransformer(Backbone):
+    """PVT v1 for a fixed input size; `acmix=True` gives PVT-ACmix.
+
+    `drop_rate` is the official one (after the position embeddings, in the MLPs and
+    projections); the features of `features_only` are each stage's output as (B, C, H, W)
+    maps at reductions 4/8/16/32, stage 4's without the class token (and without the
+    final norm).
+    """
+
+    classifier_init = "trunc_normal"
 
     def __init__(self, img_size=224, patch_size=4, in_chans=3, num_classes=1000,
                  embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), mlp_ratios=(8, 8, 4, 4),
@@ -170,7 +179,6 @@ class PyramidVisionTransformer(nn.Cell):
         img_size = _pair("img_size", img_size)
         _positive_int("patch_size", patch_size)
         _positive_int("in_chans", in_chans)
-        _positive_int("num_classes", num_classes)
         embed_dims, num_heads = _four("embed_dims", embed_dims), _four("num_heads", num_heads)
         mlp_ratios, depths = _four("mlp_ratios", mlp_ratios), _four("depths", depths)
         sr_ratios = _four("sr_ratios", sr_ratios)
@@ -193,7 +201,7 @@ class PyramidVisionTransformer(nn.Cell):
         if img_size[0] % stride or img_size[1] % stride:
             raise ValueError(f"img_size {img_size} must be divisible by patch_size * 8 = "
                              f"{stride} (one patch embedding and three 2x2 ones)")
-        self.img_size, self.num_classes, self.acmix = img_size, num_classes, acmix
+        self.img_size, self.acmix = img_size, acmix
         self.resolutions = [(img_size[0] // (patch_size * 2 ** i),
                              img_size[1] // (patch_size * 2 ** i)) for i in range(NUM_STAGES)]
         if acmix:
@@ -219,12 +227,13 @@ class PyramidVisionTransformer(nn.Cell):
                 Block(embed_dims[i], num_heads[i], (h, w), mlp_ratios[i], qkv_bias, drop_rate,
                       attn_drop_rate, dpr[first + j], sr_ratios[i], acmix)
                 for j in range(depths[i])]))
-        self.num_features = embed_dims[-1]
-        self.norm = layer_norm(self.num_features, 1e-6)
-        self.cls_token = Parameter(Tensor(np.zeros((1, 1, self.num_features), np.float32)),
+        self.feature_info = [feature(embed_dims[i], patch_size * 2 ** i, f"block{i + 1}")
+                             for i in range(NUM_STAGES)]
+        self.norm = layer_norm(embed_dims[-1], 1e-6)
+        self.cls_token = Parameter(Tensor(np.zeros((1, 1, embed_dims[-1]), np.float32)),
                                    name="cls_token")
         trunc_normal_(self.cls_token)
-        self.head = nn.Dense(self.num_features, num_classes)
+        self._init_head(embed_dims[-1], num_classes)
         init_transformer_weights(self)
 
     def _stage(self, x, patch_embed, pos_embed, pos_drop, blocks, index):
@@ -241,43 +250,60 @@ class PyramidVisionTransformer(nn.Cell):
         h, w = self.resolutions[index]
         return x.reshape(x.shape[0], h, w, -1).transpose(0, 3, 1, 2)
 
-    def forward_features(self, x):
-        """(B, C, H, W) image -> normed (B, 1 + tokens, C) of the last stage, class token first."""
+    def _stages(self, x):
+        """Stage outputs: three (B, C, H, W) maps, then stage 4's (B, 1 + tokens, C)."""
         if x.ndim != 4 or tuple(x.shape[2:]) != self.img_size:
             raise ValueError(f"input must be (B, C, {self.img_size[0]}, {self.img_size[1]}) as "
                              f"this model was built for img_size {self.img_size}; got {x.shape}")
-        x = self._stage(x, self.patch_embed1, self.pos_embed1, self.pos_drop1, self.block1, 0)
-        x = self._stage(x, self.patch_embed2, self.pos_embed2, self.pos_drop2, self.block2, 1)
-        x = self._stage(x, self.patch_embed3, self.pos_embed3, self.pos_drop3, self.block3, 2)
-        x = self._stage(x, self.patch_embed4, self.pos_embed4, self.pos_drop4, self.block4, 3)
-        return self.norm(x)
+        x1 = self._stage(x, self.patch_embed1, self.pos_embed1, self.pos_drop1, self.block1, 0)
+        x2 = self._stage(x1, self.patch_embed2, self.pos_embed2, self.pos_drop2, self.block2, 1)
+        x3 = self._stage(x2, self.patch_embed3, self.pos_embed3, self.pos_drop3, self.block3, 2)
+        x4 = self._stage(x3, self.patch_embed4, self.pos_embed4, self.pos_drop4, self.block4, 3)
+        return x1, x2, x3, x4
 
-    def forward_head(self, x):
-        return self.head(x[:, 0])
+    def forward_features(self, x):
+        """(B, C, H, W) image -> normed (B, 1 + tokens, C) of the last stage, class token first."""
+        return self.norm(self._stages(x)[3])
 
-    def construct(self, x):
-        return self.forward_head(self.forward_features(x))
+    def pool_features(self, x):
+        return x[:, 0]
+
+    def forward_intermediates(self, x):
+        x1, x2, x3, x4 = self._stages(x)
+        h, w = self.resolutions[3]
+        x4 = x4[:, 1:].reshape(x4.shape[0], h, w, -1).transpose(0, 3, 1, 2)  # class token off
+        return self.select_features((x1, x2, x3, x4))
 
 
 TINY = dict(depths=(2, 2, 2, 2))
 SMALL = dict(depths=(3, 4, 6, 3))
+ACMIX_SOURCE = ("PVT-ACmix (Pan et al., CVPR 2022; no public code: this project's design, see "
+                "the module docstring) on whai362/PVT v1")
+PVT_SOURCE = "PVT v1 (Wang et al., ICCV 2021), whai362/PVT classification/pvt.py"
+ACMIX_TABLE = "ACmix paper / README results table"
 
 
-@register_model
+def pvt_cfg(source, published):
+    """PVT's evaluation (DeiT's): bicubic resize to 224 / 0.875, centre crop 224."""
+    return model_cfg(source, interpolation="bicubic", first_conv="patch_embed1.proj",
+                     classifier="head", paper=published)
+
+
+@register_model(default_cfg=pvt_cfg(ACMIX_SOURCE, paper("13M", "2.0G", 78.0, ACMIX_TABLE)))
 def pvt_acmix_tiny(num_classes=1000, **kwargs):
     return PyramidVisionTransformer(num_classes=num_classes, acmix=True, **{**TINY, **kwargs})
 
 
-@register_model
+@register_model(default_cfg=pvt_cfg(ACMIX_SOURCE, paper("25M", "3.9G", 81.7, ACMIX_TABLE)))
 def pvt_acmix_small(num_classes=1000, **kwargs):
     return PyramidVisionTransformer(num_classes=num_classes, acmix=True, **{**SMALL, **kwargs})
 
 
-@register_model
+@register_model(default_cfg=pvt_cfg(PVT_SOURCE, paper("13.2M", "1.9G", 75.1, "PVT README")))
 def pvt_tiny(num_classes=1000, **kwargs):
     return PyramidVisionTransformer(num_classes=num_classes, **{**TINY, **kwargs})
 
 
-@register_model
+@register_model(default_cfg=pvt_cfg(PVT_SOURCE, paper("24.5M", "3.8G", 79.8, "PVT README")))
 def pvt_small(num_classes=1000, **kwargs):
     return PyramidVisionTransformer(num_classes=num_classes, **{**SMALL, **kwargs})

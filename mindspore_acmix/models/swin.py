@@ -23,6 +23,7 @@ from ..layers.transformer import (DropPath, Mlp, PatchEmbed, _probability,
 from ..layers.window_attention import WindowAttention, WindowAttentionACmix, _pair
 from ..ops.roll import roll2d
 from ..registry import register_model
+from .base import Backbone, feature, model_cfg, paper
 
 
 def shifted_window_mask(h, w, window, shift):
@@ -121,8 +122,12 @@ class BasicLayer(nn.Cell):
         return x
 
 
-class SwinTransformer(nn.Cell):
+class SwinTransformer(Backbone):
     """Swin Transformer for a fixed input size; `acmix=True` gives SwinTransformer_acmix.
+
+    `drop_rate` is the official one (after the embedding, in the MLPs and projections);
+    the features of `features_only` are each stage's tokens before patch merging (and
+    without the final norm), as (B, C, H, W) maps at reductions 4/8/16/32.
 
     Raises ValueError for sizes the architecture cannot take: img_size not divisible by
     patch_size, a stage map that cannot be halved by PatchMerging or split into windows,
@@ -136,8 +141,8 @@ class SwinTransformer(nn.Cell):
         super().__init__()
         img_size = _pair("img_size", img_size)
         patch_size = _pair("patch_size", patch_size)
-        for name, value in (("in_chans", in_chans), ("num_classes", num_classes),
-                            ("embed_dim", embed_dim), ("window_size", window_size)):
+        for name, value in (("in_chans", in_chans), ("embed_dim", embed_dim),
+                            ("window_size", window_size)):
             _positive_int(name, value)
         depths, num_heads = tuple(depths), tuple(num_heads)
         if not depths or len(depths) != len(num_heads):
@@ -169,8 +174,10 @@ class SwinTransformer(nn.Cell):
                     + f"; use an img_size divisible by patch_size * 2**{num_layers - 1} * "
                     "window_size")
 
-        self.img_size, self.num_classes, self.acmix = img_size, num_classes, acmix
-        self.num_features = embed_dim * 2 ** (num_layers - 1)
+        self.img_size, self.acmix = img_size, acmix
+        self.stage_resolutions = [(res[0] // 2 ** i, res[1] // 2 ** i) for i in range(num_layers)]
+        self.feature_info = [feature(embed_dim * 2 ** i, patch_size[0] * 2 ** i, f"layers.{i}")
+                             for i in range(num_layers)]
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, patch_norm)
         self.absolute_pos_embed = None
         if ape:
@@ -186,28 +193,39 @@ class SwinTransformer(nn.Cell):
                        attn_drop_rate, dpr[sum(depths[:i]):sum(depths[:i + 1])],
                        i < num_layers - 1, acmix)
             for i in range(num_layers)])
-        self.norm = layer_norm(self.num_features)
-        self.head = nn.Dense(self.num_features, num_classes)
+        self.norm = layer_norm(embed_dim * 2 ** (num_layers - 1))
+        self._init_head(embed_dim * 2 ** (num_layers - 1), num_classes)
         init_transformer_weights(self)
 
-    def forward_features(self, x):
-        """(B, C, H, W) image -> normed (B, tokens, num_features) of the last stage."""
+    def _embed(self, x):
         if x.ndim != 4 or tuple(x.shape[2:]) != self.img_size:
             raise ValueError(f"input must be (B, C, {self.img_size[0]}, {self.img_size[1]}) as "
                              f"this model was built for img_size {self.img_size}; got {x.shape}")
         x = self.patch_embed(x)
         if self.absolute_pos_embed is not None:
             x = x + self.absolute_pos_embed
-        x = self.pos_drop(x)
+        return self.pos_drop(x)
+
+    def forward_features(self, x):
+        """(B, C, H, W) image -> normed (B, tokens, num_features) of the last stage."""
+        x = self._embed(x)
         for layer in self.layers:
             x = layer(x)
         return self.norm(x)
 
-    def forward_head(self, x):
-        return self.head(x.mean(axis=1))
+    def pool_features(self, x):
+        return x.mean(axis=1)
 
-    def construct(self, x):
-        return self.forward_head(self.forward_features(x))
+    def forward_intermediates(self, x):
+        x = self._embed(x)
+        feats = ()
+        for layer, (h, w) in zip(self.layers, self.stage_resolutions):
+            for blk in layer.blocks:
+                x = blk(x)
+            feats += (x.reshape(x.shape[0], h, w, -1).transpose(0, 3, 1, 2),)
+            if layer.downsample is not None:
+                x = layer.downsample(x)
+        return self.select_features(feats)
 
 
 class SwinACmix(SwinTransformer):
@@ -224,23 +242,32 @@ class SwinACmix(SwinTransformer):
 
 TINY = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7)
 SMALL = dict(TINY, depths=(2, 2, 18, 2))
+ACMIX_SOURCE = "Swin-ACmix (Pan et al., CVPR 2022), LeapLabTHU/ACmix Swin-Transformer/"
+SWIN_SOURCE = "Swin Transformer (Liu et al., ICCV 2021), microsoft/Swin-Transformer"
+ACMIX_TABLE = "ACmix paper / README results table"
 
 
-@register_model
+def swin_cfg(source, published):
+    """Swin's evaluation: bicubic resize to 224 / 0.875, centre crop 224."""
+    return model_cfg(source, interpolation="bicubic", first_conv="patch_embed.proj",
+                     classifier="head", paper=published)
+
+
+@register_model(default_cfg=swin_cfg(ACMIX_SOURCE, paper("30M", "4.6G", 81.9, ACMIX_TABLE)))
 def swin_acmix_tiny(num_classes=1000, **kwargs):
     return SwinACmix(num_classes=num_classes, **{**TINY, "drop_path_rate": 0.2, **kwargs})
 
 
-@register_model
+@register_model(default_cfg=swin_cfg(ACMIX_SOURCE, paper("51M", "9.0G", 83.5, ACMIX_TABLE)))
 def swin_acmix_small(num_classes=1000, **kwargs):
     return SwinACmix(num_classes=num_classes, **{**SMALL, "drop_path_rate": 0.3, **kwargs})
 
 
-@register_model
+@register_model(default_cfg=swin_cfg(SWIN_SOURCE, paper("28M", "4.5G", 81.2, "Swin paper")))
 def swin_tiny(num_classes=1000, **kwargs):
     return SwinTransformer(num_classes=num_classes, **{**TINY, "drop_path_rate": 0.2, **kwargs})
 
 
-@register_model
+@register_model(default_cfg=swin_cfg(SWIN_SOURCE, paper("50M", "8.7G", 83.0, "Swin paper")))
 def swin_small(num_classes=1000, **kwargs):
     return SwinTransformer(num_classes=num_classes, **{**SMALL, "drop_path_rate": 0.3, **kwargs})
