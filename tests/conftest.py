@@ -79,10 +79,11 @@ def output_and_grads(net, x, probe):
     params = net.trainable_params()
 
     def loss_fn(inp):
-        return (net(inp) * probe).sum()
+        out = net(inp)
+        return (out * probe).sum(), out
 
-    _, (gx, gparams) = ms.value_and_grad(loss_fn, 0, params)(x)
-    out = net(x)
+    # the output comes with the gradients: one graph to compile, not two
+    (_, out), (gx, gparams) = ms.value_and_grad(loss_fn, 0, params, has_aux=True)(x)
     return out.asnumpy(), gx.asnumpy(), {p.name: g.asnumpy() for p, g in zip(params, gparams)}
 
 
