@@ -28,6 +28,42 @@ def test_sam_golden_graph(case, san_impl):
                   f"{case} [{san_impl}]")
 
 
+def test_sam_golden_pynative(san_impl, pynative):
+    ctor, golden = load_golden("san_sam_pair_c32")
+    check_against(build_sam(ctor, san_impl), golden, official_state(golden), REL,
+                  f"san_sam_pair_c32 [{san_impl}] (PyNative)")
+
+
+@pytest.mark.parametrize("cls, args, kwargs, match", [
+    (SAM, (2, 16, 2, 8, 4), {}, "sa_type must be 0 .pairwise. or 1 .patchwise., got 2"),
+    (SAM, (1, 16, 2, 8, 4), {"kernel_size": 4}, "kernel_size must be odd"),
+    (SAM, (1, 16, 2, 8, 3), {}, r"out_planes \(8\) must be divisible by share_planes \(3\)"),
+    (SAM, (1, 16, 2, 8, 4), {"stride": 2}, "stride must be 1 for the patchwise SAM"),
+    (SAM, (0, 16, 0, 8, 4), {}, "rel_planes must be a positive integer"),
+    (SAMACmix, (1, 16, 3, 8, 4), {}, r"rel_planes \(3\) must be a multiple of out_planes // "
+                                     r"share_planes \(2\)"),
+    (SAMACmix, (1, 16, 2, 8, 4), {"kernel_conv": 2}, "kernel_conv must be odd"),
+    (SAM, (1, 16, 2, 8, 4), {"san_impl": "cupy"}, "san_impl must be 'auto' or one of"),
+])
+def test_sam_invalid_arguments(cls, args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(*args, **kwargs)
+
+
+def test_sam_input_too_small(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a failed graph compile writes rank_0/ into the cwd
+    net = SAM(0, 4, 2, 8, 4, kernel_size=7, stride=2, san_impl="unfold")
+    with pytest.raises(ValueError, match="H and W must be at least 4; got 5x3"):
+        net(Tensor(np.zeros((1, 4, 5, 3), np.float32)))
+
+
+def test_sam_wrong_channels(pynative):
+    # (graph mode fails earlier, in the shape inference of conv1, with MindSpore's own message)
+    net = SAM(0, 4, 2, 8, 4, kernel_size=7, san_impl="unfold")
+    with pytest.raises(ValueError, match=r"SAM expects input \(N, 4, H, W\)"):
+        net(Tensor(np.zeros((1, 3, 8, 8), np.float32)))
+
+
 # ---- the operators against NumPy ------------------------------------------------------------
 # (kernel, stride, dilation, share, N, C, H, W): kernels 3/5/7, share 1/2/4/8, odd and
 # non-square sizes, stride 2 (pairwise) and dilation 2 (both clamp against the reflection)
