@@ -4,9 +4,8 @@ The shared library is named after a hash of everything that determines the binar
 source and the kernels' shared headers, the compiler's version, the flags and this CPU's
 instruction-set flags, because it is built with -march=native), so editing the kernel,
 changing compiler or sharing a home directory between different CPUs never picks up a stale
-or illegal binary. It is
-written to a temporary file and renamed into place, so concurrent first uses (several
-test or training processes) never see a half-written library.
+or illegal binary. It is written to a temporary file and renamed into place, so concurrent
+first uses (several test or training processes) never see a half-written library.
 
 Environment:
     ACMIX_KERNEL_CACHE: cache directory (default $XDG_CACHE_HOME/mindspore_acmix or
