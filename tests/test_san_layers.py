@@ -64,6 +64,14 @@ def test_sam_wrong_channels(pynative):
         net(Tensor(np.zeros((1, 3, 8, 8), np.float32)))
 
 
+def test_two_geometries_same_input_pynative(san_impl, pynative):
+    """PyNative caches a Custom op's output shape by its name, attributes and input shapes:
+    two layers of different strides on one input shape must still get their own."""
+    x = Tensor(np.zeros((1, 4, 9, 7), np.float32))
+    assert SAM(0, 4, 2, 8, 4, kernel_size=3, san_impl=san_impl)(x).shape == (1, 8, 9, 7)
+    assert SAM(0, 4, 2, 8, 4, kernel_size=5, stride=3, san_impl=san_impl)(x).shape == (1, 8, 3, 3)
+
+
 # ---- the operators against NumPy ------------------------------------------------------------
 # (kernel, stride, dilation, share, N, C, H, W): kernels 3/5/7, share 1/2/4/8, odd and
 # non-square sizes, stride 2 (pairwise) and dilation 2 (both clamp against the reflection)

@@ -223,6 +223,12 @@ class AotSanOps(SanOps):
         self.aggregation_fwd = ops.Custom(lib + ":SanAggregationFwd",
                                           out_shape=aggregation_shape, out_dtype=first_dtype,
                                           func_type="aot", bprop=aggregation_bprop)
+        # PyNative caches a Custom op's inferred output shape by its name, attributes and input
+        # shapes, not by its out_shape function: without the geometry as an attribute, a
+        # second SAM with another kernel or stride on inputs of the same shape would get the
+        # first one's output shape
+        for op in (self.windows_fwd, self.aggregation_fwd):
+            op.add_prim_attr("san_geometry", f"{kernel_size},{stride},{dilation}")
         # the geometry travels as constant int32 inputs [k, stride, dilation, mode]: the
         # plain AOT calling convention cannot read op attributes
         geometry = [kernel_size, stride, dilation]
