@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from mindspore import Tensor
 
+from mindspore_acmix.convert import load_torch_state_dict
 from mindspore_acmix.layers import SAM, SAMACmix
 from mindspore_acmix.ops.san import SAN_OPS
 
@@ -70,6 +71,18 @@ def test_two_geometries_same_input_pynative(san_impl, pynative):
     x = Tensor(np.zeros((1, 4, 9, 7), np.float32))
     assert SAM(0, 4, 2, 8, 4, kernel_size=3, san_impl=san_impl)(x).shape == (1, 8, 9, 7)
     assert SAM(0, 4, 2, 8, 4, kernel_size=5, stride=3, san_impl=san_impl)(x).shape == (1, 8, 3, 3)
+
+
+def test_export_switches_to_halo(pynative):
+    """Export (deploy.make_portable) replaces the CPU-only C++ kernels by graph operators."""
+    from mindspore_acmix.deploy import make_portable
+    ctor, golden = load_golden("san_acmix_sam_patch_c32")
+    net = build_sam(ctor, "auto")
+    load_torch_state_dict(net, official_state(golden))
+    before = net(Tensor(golden["input"])).asnumpy()
+    make_portable(net)
+    assert net.san_impl == "halo" and isinstance(net.san_ops, SAN_OPS["halo"])
+    assert_close(net(Tensor(golden["input"])).asnumpy(), before, 1e-5, "portable SAMACmix")
 
 
 # ---- the operators against NumPy ------------------------------------------------------------
