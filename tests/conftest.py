@@ -82,7 +82,7 @@ def output_and_grads(net, x, probe):
         out = net(inp)
         return (out * probe).sum(), out
 
-    # the output rides along as aux data: one compiled graph instead of two
+    # the output comes with the gradients: one graph to compile, not two
     (_, out), (gx, gparams) = ms.value_and_grad(loss_fn, 0, params, has_aux=True)(x)
     return out.asnumpy(), gx.asnumpy(), {p.name: g.asnumpy() for p, g in zip(params, gparams)}
 

@@ -65,8 +65,7 @@ class SAM(nn.Cell):
         self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
         self.weight_planes = out_planes // share_planes
         self.padding = window_padding(kernel_size, dilation)
-        self.san_impl = resolve_san_ops(san_impl)
-        self.san_ops = SAN_OPS[self.san_impl](kernel_size, stride, dilation)
+        self.set_san_impl(san_impl)
 
         self.conv1 = SameConv2d(in_planes, rel_planes, 1, has_bias=True, impl=conv_impl)
         self.conv2 = SameConv2d(in_planes, rel_planes, 1, has_bias=True, impl=conv_impl)
@@ -86,6 +85,11 @@ class SAM(nn.Cell):
                 SameConv2d(rel_planes * (kk + 1), cw, 1, impl=conv_impl),
                 nn.BatchNorm2d(cw), nn.ReLU(),
                 SameConv2d(cw, kk * cw, 1, has_bias=True, impl=conv_impl)])
+
+    def set_san_impl(self, name):
+        """Switch the implementation of SAN's operators (same parameters, same numbers)."""
+        self.san_impl = resolve_san_ops(name)
+        self.san_ops = SAN_OPS[self.san_impl](self.kernel_size, self.stride, self.dilation)
 
     def _check_input(self, x):
         name = type(self).__name__

@@ -28,6 +28,14 @@ Implementations (SAM(san_impl=...) picks one by name):
 - "aot": C++ CPU kernels (kernels/san_cpu.cc, OpenMP, one channel per task) as MindSpore
   AOT Custom ops with their own backward; compiled on first use (see aot_build). Nothing
   is k*k times a feature map but the outputs that are so by definition.
+- "halo": standard graph operators only (reshape, transpose, slice, concat, batched matmul:
+  Ascend, GPU, MindIR and ONNX export), on the blocked ("halo") machinery of ops.halo that
+  ACmix's local attention uses too. `windows` and `subtraction2` multiply each block's halo
+  tile by the constant one-hot window selector. `aggregation` spreads each block's weights
+  over its halo, w (Cw, b*b, k*k) -> (Cw, b*b, L*L), with a constant one-hot matmul and
+  then aggregates all C channels of the block with one batched matmul against the tile:
+  memory about Cw * L**2 + C * (L / b)**2 per query instead of C * k**2, the block side b
+  chosen to minimise it (aggregation_block); backward by autodiff.
 - "auto": "aot" on CPU when the kernels build, else "halo" (with a warning, once, on CPU).
 """
 import warnings
@@ -36,6 +44,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 
+from . import halo
 from .aot_build import kernel_library, kernel_unavailable_reason
 from .local_attention import subsample, window_padding
 from .shift import reflect_pad2d
@@ -88,6 +97,76 @@ class UnfoldSanOps(SanOps):
 
     def aggregation(self, x, w):
         return aggregation_unfold(x, w, self.kernel_size, self.stride, self.dilation)
+
+
+def aggregation_block(kernel_size, stride, dilation, share):
+    """Block side of the halo aggregation: the b minimising the per-query memory
+    L**2 * (Cw + C / b**2) ~ L**2 * (1 + share / b**2), L = (b-1)*stride + (k-1)*dilation + 1."""
+    best, best_cost = 1, -1.0
+    for b in range(1, 17):  # a plain loop: graph mode cannot parse min(key=...)
+        span = (b - 1) * stride + (kernel_size - 1) * dilation + 1
+        cost = span * span * (1.0 + share / (b * b))
+        if best_cost < 0 or cost < best_cost:
+            best, best_cost = b, cost
+    return best
+
+
+def window_spreader(grid):
+    """(b*b, k*k, L*L) one-hot: for query q of a block, window position j -> its halo position."""
+    index = halo.window_index(grid)
+    bb, kk = index.shape
+    out = np.zeros((bb, kk, grid.halo ** 2), np.float32)
+    out[np.arange(bb)[:, None], np.arange(kk)[None, :], index] = 1.0
+    return out
+
+
+class HaloSanOps(SanOps):
+    """Standard graph operators on ops.halo's blocks (see the module docstring)."""
+
+    def __init__(self, kernel_size, stride=1, dilation=1):
+        super().__init__(kernel_size, stride, dilation)
+        self.select = ops.MatMul()
+        self.spread = ops.BatchMatMul()
+        self.aggregate = ops.BatchMatMul(transpose_b=True)
+
+    def _tiles(self, x, grid):
+        return halo.halo_tiles(reflect_pad2d(x, self.padding), grid)
+
+    def windows(self, x):
+        n, c, h, w = x.shape
+        grid = halo.BlockGrid(h, w, self.kernel_size, self.stride, self.dilation)
+        tiles = self._tiles(x, grid)                                  # (N*nb, C, L*L)
+        blocks = tiles.shape[0]
+        selector = Tensor(halo.window_selector(grid), x.dtype)        # (L*L, b*b*k*k)
+        win = self.select(tiles.reshape(blocks * c, -1), selector)
+        win = win.reshape(blocks, c, grid.block ** 2, -1).transpose(0, 2, 1, 3)
+        win = halo.blocks_to_map(win.reshape(blocks, grid.block ** 2, -1), grid)
+        return win.reshape(n, c, self.kernel_size ** 2, grid.out_h * grid.out_w)
+
+    def subtraction2(self, x1, x2):
+        centre = subsample(x1, self.stride)
+        n, c = centre.shape[0], centre.shape[1]
+        return centre.reshape(n, c, 1, centre.shape[2] * centre.shape[3]) - self.windows(x2)
+
+    def aggregation(self, x, w):
+        n, c, h, wd = x.shape
+        cw, kk = w.shape[1], w.shape[2]
+        grid = halo.BlockGrid(h, wd, self.kernel_size, self.stride, self.dilation,
+                              aggregation_block(self.kernel_size, self.stride, self.dilation,
+                                                c // cw))
+        bb = grid.block ** 2
+        # the weights of each block's queries, spread over its halo: query q's batch is
+        # (its k*k weights of every block and channel) @ (its k*k -> L*L one-hot)
+        wb = halo.query_blocks(w.reshape(n, cw * kk, grid.out_h, grid.out_w), grid)
+        blocks = wb.shape[0]
+        wb = wb.reshape(blocks, bb, cw, kk).transpose(1, 0, 2, 3).reshape(bb, blocks * cw, kk)
+        dense = self.spread(wb, Tensor(window_spreader(grid), w.dtype))  # (b*b, N*nb*Cw, L*L)
+        dense = dense.reshape(bb, blocks, cw, -1).transpose(1, 2, 0, 3)    # (N*nb, Cw, b*b, L*L)
+        # channel t*Cw + g of the tile is aggregated with weight channel g
+        tiles = self._tiles(x, grid).reshape(blocks, c // cw, cw, -1).transpose(0, 2, 1, 3)
+        out = self.aggregate(dense, tiles)                            # (N*nb, Cw, b*b, C/Cw)
+        out = out.transpose(0, 2, 3, 1).reshape(blocks, bb, c)
+        return halo.blocks_to_map(out, grid)
 
 
 AOT_SOURCE = "san_cpu.cc"
@@ -144,6 +223,12 @@ class AotSanOps(SanOps):
         self.aggregation_fwd = ops.Custom(lib + ":SanAggregationFwd",
                                           out_shape=aggregation_shape, out_dtype=first_dtype,
                                           func_type="aot", bprop=aggregation_bprop)
+        # PyNative caches a Custom op's inferred output shape by its name, attributes and input
+        # shapes, not by its out_shape function: without the geometry as an attribute, a
+        # second SAM with another kernel or stride on inputs of the same shape would get the
+        # first one's output shape
+        for op in (self.windows_fwd, self.aggregation_fwd):
+            op.add_prim_attr("san_geometry", f"{kernel_size},{stride},{dilation}")
         # the geometry travels as constant int32 inputs [k, stride, dilation, mode]: the
         # plain AOT calling convention cannot read op attributes
         geometry = [kernel_size, stride, dilation]
@@ -166,6 +251,7 @@ class AotSanOps(SanOps):
 SAN_OPS = {
     "unfold": UnfoldSanOps,
     "aot": AotSanOps,
+    "halo": HaloSanOps,
 }
 _warned = set()
 
@@ -179,7 +265,7 @@ def resolve_san_ops(name="auto"):
     reason = aot_unavailable_reason()
     if reason is None:
         return "aot"
-    fallback = "halo" if "halo" in SAN_OPS else "unfold"
+    fallback = "halo"
     if ms.get_context("device_target") == "CPU" and reason not in _warned:
         _warned.add(reason)
         warnings.warn(f"SAN: the C++ kernels are unavailable ({reason}); using the slower "

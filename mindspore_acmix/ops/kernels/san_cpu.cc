@@ -23,7 +23,11 @@
 #include <cstring>
 #include <vector>
 
+#include "sliding_window.h"
+
 namespace {
+
+namespace sw = sliding_window;
 
 enum Status { kOk = 0, kBadArity = 1, kBadDtype = 2, kBadShape = 3, kBadConfig = 4 };
 
@@ -35,13 +39,8 @@ struct Geometry {
   int64_t kk() const { return k * k; }
   // offset of window position j in a padded map, relative to the query grid's origin
   int64_t Offset(int64_t j) const { return (j / k) * dil * wp + (j % k) * dil; }
+  sw::Plane plane() const { return {h, w, pad, s, ho, wo, hp, wp}; }
 };
-
-inline int64_t Reflect(int64_t i, int64_t n) {
-  if (i < 0) i = -i;
-  if (i >= n) i = 2 * n - 2 - i;
-  return i;
-}
 
 bool IsFloat32(const char *dtype) { return std::strcmp(dtype, "float32") == 0; }
 
@@ -80,72 +79,29 @@ bool SameShape(int a, int b, int *ndims, int64_t **shapes) {
 }
 
 struct Channel {  // thread-local buffers of one channel
+  sw::Plane plane;
   std::vector<float> padded, grad;
   std::vector<int64_t> col_src;
-  explicit Channel(const Geometry &g) : padded(g.hpwp()), grad(g.hpwp()), col_src(g.wp) {
-    for (int64_t x = 0; x < g.wp; ++x) col_src[x] = Reflect(x - g.pad, g.w);
+  explicit Channel(const Geometry &g)
+      : plane(g.plane()), padded(g.hpwp()), grad(g.hpwp()), col_src(g.wp) {
+    for (int64_t x = 0; x < g.wp; ++x) col_src[x] = sw::Reflect(x - g.pad, g.w);
   }
-  // padded = reflection padding of src (h, w)
-  const float *Pad(const float *src, const Geometry &g) {
-    for (int64_t y = 0; y < g.hp; ++y) {
-      const float *s = src + Reflect(y - g.pad, g.h) * g.w;
-      float *t = padded.data() + y * g.wp;
-      for (int64_t x = 0; x < g.wp; ++x) t[x] = s[col_src[x]];
-    }
+  const float *Pad(const float *src) {
+    sw::Pad(src, padded.data(), plane, col_src.data());
     return padded.data();
   }
   float *ZeroGrad() {
     std::memset(grad.data(), 0, sizeof(float) * grad.size());
     return grad.data();
   }
-  // dst (h, w) = adjoint of Pad applied to grad: mirrored entries go back to their source
-  void Fold(float *dst, const Geometry &g) const {
-    std::memset(dst, 0, sizeof(float) * g.hw());
-    for (int64_t y = 0; y < g.hp; ++y) {
-      const float *s = grad.data() + y * g.wp;
-      float *t = dst + Reflect(y - g.pad, g.h) * g.w;
-      for (int64_t x = 0; x < g.wp; ++x) t[col_src[x]] += s[x];
-    }
-  }
+  void Fold(float *dst) const { sw::Fold(grad.data(), dst, plane, col_src.data()); }
 };
-
-// out[o] += a[o] * window_j(xp)[o] over the query grid (a, out: ho x wo)
-void WindowMulAdd(const float *a, const float *xp, int64_t j, const Geometry &g, float *out) {
-  const float *base = xp + g.Offset(j);
-  for (int64_t y = 0; y < g.ho; ++y) {
-    const float *ar = a + y * g.wo;
-    const float *br = base + y * g.s * g.wp;
-    float *orow = out + y * g.wo;
-    if (g.s == 1) {
-#pragma omp simd
-      for (int64_t x = 0; x < g.wo; ++x) orow[x] += ar[x] * br[x];
-    } else {
-      for (int64_t x = 0; x < g.wo; ++x) orow[x] += ar[x] * br[x * g.s];
-    }
-  }
-}
-
-// window_j(dp)[o] += a[o] * b[o] (b may be null: then a alone); within a row the targets
-// are distinct, so the row loop vectorises
-void WindowScatter(const float *a, const float *b, int64_t j, const Geometry &g, float *dp) {
-  float *base = dp + g.Offset(j);
-  for (int64_t y = 0; y < g.ho; ++y) {
-    const float *ar = a + y * g.wo;
-    float *drow = base + y * g.s * g.wp;
-    if (b == nullptr) {
-      for (int64_t x = 0; x < g.wo; ++x) drow[x * g.s] += ar[x];
-    } else {
-      const float *br = b + y * g.wo;
-      for (int64_t x = 0; x < g.wo; ++x) drow[x * g.s] += ar[x] * br[x];
-    }
-  }
-}
 
 // ---- windows / subtraction2 -------------------------------------------------------------
 
 void WindowsChannel(const float *x1, const float *x2, const Geometry &g, Channel *ch,
                     float *out) {
-  const float *xp = ch->Pad(x2, g);
+  const float *xp = ch->Pad(x2);
   for (int64_t j = 0; j < g.kk(); ++j) {
     const float *base = xp + g.Offset(j);
     float *oj = out + j * g.howo();
@@ -165,8 +121,9 @@ void WindowsChannel(const float *x1, const float *x2, const Geometry &g, Channel
 void WindowsBackwardChannel(const float *dout, const Geometry &g, Channel *ch, float *dx1,
                             float *dx2) {
   float *dp = ch->ZeroGrad();
-  for (int64_t j = 0; j < g.kk(); ++j) WindowScatter(dout + j * g.howo(), nullptr, j, g, dp);
-  ch->Fold(dx2, g);
+  for (int64_t j = 0; j < g.kk(); ++j)
+    sw::Scatter(dout + j * g.howo(), nullptr, ch->plane, dp + g.Offset(j));
+  ch->Fold(dx2);
   if (g.mode == 1) {  // out = x1[centre] - window(x2)
     for (int64_t i = 0; i < g.hw(); ++i) dx2[i] = -dx2[i];
     std::memset(dx1, 0, sizeof(float) * g.hw());
@@ -265,10 +222,11 @@ extern "C" int SanAggregationFwd(int nparam, void **params, int *ndims, int64_t 
     for (int64_t i = 0; i < slices; ++i) {
       const int64_t n = i / g.c, c = i % g.c;
       const float *wc = w + (n * cw + c % cw) * wsize;
-      const float *xp = ch.Pad(x + i * g.hw(), g);
+      const float *xp = ch.Pad(x + i * g.hw());
       float *oc = out + i * g.howo();
       std::memset(oc, 0, sizeof(float) * g.howo());
-      for (int64_t j = 0; j < g.kk(); ++j) WindowMulAdd(wc + j * g.howo(), xp, j, g, oc);
+      for (int64_t j = 0; j < g.kk(); ++j)
+        sw::MulAdd(wc + j * g.howo(), xp + g.Offset(j), ch.plane, oc);
     }
   }
   return kOk;
@@ -304,8 +262,9 @@ extern "C" int SanAggregationBwd(int nparam, void **params, int *ndims, int64_t 
       const float *wc = w + (n * cw + c % cw) * wsize;
       const float *dc = dout + i * g.howo();
       float *dp = ch.ZeroGrad();
-      for (int64_t j = 0; j < g.kk(); ++j) WindowScatter(wc + j * g.howo(), dc, j, g, dp);
-      ch.Fold(dx + i * g.hw(), g);
+      for (int64_t j = 0; j < g.kk(); ++j)
+        sw::Scatter(wc + j * g.howo(), dc, ch.plane, dp + g.Offset(j));
+      ch.Fold(dx + i * g.hw());
     }
     // dw: each weight channel gathers the channels that share it (c = t*Cw + cw_index)
 #pragma omp for schedule(static)
@@ -315,9 +274,10 @@ extern "C" int SanAggregationBwd(int nparam, void **params, int *ndims, int64_t 
       std::memset(dwc, 0, sizeof(float) * wsize);
       for (int64_t t = 0; t < share; ++t) {
         const int64_t slice = n * g.c + t * cw + gi;
-        const float *xp = ch.Pad(x + slice * g.hw(), g);
+        const float *xp = ch.Pad(x + slice * g.hw());
         const float *dc = dout + slice * g.howo();
-        for (int64_t j = 0; j < g.kk(); ++j) WindowMulAdd(dc, xp, j, g, dwc + j * g.howo());
+        for (int64_t j = 0; j < g.kk(); ++j)
+          sw::MulAdd(dc, xp + g.Offset(j), ch.plane, dwc + j * g.howo());
       }
     }
   }
