@@ -62,6 +62,9 @@ def test_model_conventions():
     assert net.conv_in.weight.shape == (64, 1, 1, 1)
     assert net.default_cfg["first_conv"] == "conv_in"
     assert net.default_cfg["input_size"] == (1, 224, 224)
+    # PyTorch's default initialisation, as the official code: uniform in +-1/sqrt(fan_in)
+    w, b = net.layer1[0].conv.weight.asnumpy(), net.layer1[0].conv.bias.asnumpy()
+    assert 0.12 < np.abs(w).max() <= 0.125 and 0.1 < np.abs(b).max() <= 0.125  # fan_in 64
 
 
 @pytest.mark.parametrize("kwargs,match", [
