@@ -20,6 +20,8 @@ def main(argv):
     cli.add_config_arguments(parser)
     parser.add_argument("--checkpoint", help="default: best.ckpt in the config's output_dir")
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--ema", action="store_true",
+                        help="evaluate the EMA weights of a run trained with ema: true")
     args = parser.parse_args(argv)
     # a checkpoint written by train.py has its resolved config beside it
     cfg = cli.resolve_config(args, {"batch_size": "batch_size"},
@@ -27,7 +29,7 @@ def main(argv):
     checkpoint = os.path.abspath(args.checkpoint or os.path.join(cfg["output_dir"], "best.ckpt"))
     with working_directory():
         setup_runtime(cfg["device"])
-        net = load_network_checkpoint(build_network(cfg), checkpoint)
+        net = load_network_checkpoint(build_network(cfg), checkpoint, ema=args.ema)
         metrics = Evaluator(net, ImageFolderSplit(cfg, "val"), world=1).run()
     if metrics["skipped_images"]:
         print(f"skipped {metrics['skipped_images']} unreadable image(s) (python -m "

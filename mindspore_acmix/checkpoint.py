@@ -18,6 +18,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used for the network at hand."""
 
 
+# EMA copies of the weights are saved as ema.<parameter name> (MindCV's convention)
+EMA_PREFIX = "ema."
+
+
 def _first(names, limit=5):
     names = sorted(names)
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
@@ -86,9 +90,15 @@ def check_state_dict(net, params, source):
                               f"not have: {_first(unexpected)}")
 
 
-def load_network_checkpoint(net, path):
-    """Load the network part of a .ckpt into `net`, strictly (see check_state_dict)."""
+def load_network_checkpoint(net, path, ema=False):
+    """Load the network part of a .ckpt into `net`, strictly (see check_state_dict); with
+    ema, its EMA weights (the `ema.<name>` entries of a run trained with ema: true)."""
     params = read_checkpoint(path)
+    if ema:
+        params = {k[len(EMA_PREFIX):]: v for k, v in params.items() if k.startswith(EMA_PREFIX)}
+        if not params:
+            raise CheckpointError(f"checkpoint {os.fspath(path)} holds no EMA weights (it was "
+                                  "not trained with ema: true)")
     check_state_dict(net, params, f"checkpoint {os.fspath(path)}")
     ms.load_param_into_net(net, {p.name: params[p.name] for p in net.get_parameters()},
                            strict_load=True)

@@ -124,6 +124,13 @@ SCHEMA = {
     "min_lr": Field(float, 0.0, "cosine floor (absolute, after lr scaling)", non_negative),
     "clip_grad_norm": Field(float, None, "clip gradients to this global norm", positive,
                             nullable=True),
+    "accumulate_steps": Field(int, 1, "micro-batches per update (gradient accumulation; the "
+                              "lr is scaled to batch_size * devices * this)", positive),
+    "ema": Field(bool, False, "keep an exponential moving average of the weights, evaluated "
+                 "and checkpointed alongside (ema.* entries)"),
+    "ema_decay": Field(float, 0.9998, "EMA decay per update",
+                       lambda v: None if 0 < v < 1 else "must be in (0, 1)"),
+    "sync_bn": Field(bool, False, "SyncBatchNorm over all ranks under msrun (Ascend/GPU)"),
     "amp_level": Field(str, "auto", "O0 (fp32) | O1 | O2 | O3 | auto (O2 on Ascend/GPU, "
                        "O0 on CPU)", choices=("auto", "O0", "O1", "O2", "O3")),
     # run

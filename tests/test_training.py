@@ -16,6 +16,7 @@ from mindspore_acmix.engine.optim import lr_schedule, param_groups
 from mindspore_acmix.engine.trainer import Trainer, batch_metrics
 from mindspore_acmix.checkpoint import read_checkpoint
 from mindspore_acmix import create_model
+from mindspore_acmix.tools import rates
 
 from conftest import make_image_folder, run_script, write_config
 
@@ -144,11 +145,13 @@ def test_training_improves_and_eval_agrees(folder, tmp_path):
 
 def test_resume_continues_exactly(folder, tmp_path):
     """Stop after epoch 1, resume, and end where an uninterrupted run ends: same weights,
-    optimizer moments and step count, bit for bit on CPU."""
+    optimizer moments, EMA weights and step count, bit for bit on CPU (with EMA and
+    gradient accumulation on: 6 micro-batches an epoch, 3 updates)."""
     def run(out, **kw):
         cfg = C.resolve(write_config(tmp_path / "c.yaml", data_dir=folder, epochs=2,
                                      output_dir=str(out), model="acmix_resnet_tiny",
-                                     model_kwargs={"k_att": 3}))
+                                     model_kwargs={"k_att": 3}, ema=True, ema_decay=0.5,
+                                     accumulate_steps=2))
         return Trainer(cfg, "CPU", **kw).fit()
 
     run(tmp_path / "whole")
@@ -163,8 +166,18 @@ def test_resume_continues_exactly(folder, tmp_path):
         a, b = whole[key], split[key]
         if hasattr(a, "asnumpy"):
             np.testing.assert_array_equal(a.asnumpy(), b.asnumpy(), err_msg=key)
-    assert int(split["global_step"].asnumpy().item()) == 2 * 6
-    assert [r["epoch"] for r in read_metrics(str(tmp_path / "split"))] == [1, 2]
+    assert int(split["global_step"].asnumpy().item()) == 2 * 3
+    records = read_metrics(str(tmp_path / "split"))
+    assert [r["epoch"] for r in records] == [1, 2] and "val_top1_ema" in records[1]
+    # the EMA moved away from the weights, and the rates away from their initial 0.5
+    ema = whole["ema.layer2.0.conv2.rate1"].asnumpy()
+    assert ema != whole["layer2.0.conv2.rate1"].asnumpy() and ema != 0.5
+    assert os.path.getsize(tmp_path / "whole" / "rates.png") > 1000
+    trained = str(tmp_path / "whole" / "last.ckpt")
+    assert rates.run([trained, "--json", str(tmp_path / "r.json")]) == 0
+    layers = json.loads((tmp_path / "r.json").read_text())["layers"]
+    assert [r["rate1"] for r in layers] == [
+        float(whole[f"layer{s}.0.conv2.rate1"].asnumpy()[0]) for s in (1, 2, 3, 4)]
     # a finished run resumed again does nothing more
     run(tmp_path / "split", resume="auto")
     assert read_checkpoint(str(tmp_path / "split" / "last.ckpt"))["epoch"].asnumpy() == 2

@@ -8,8 +8,10 @@ from ..models.base import no_weight_decay_names
 
 
 def scaled_lr(cfg, world):
-    """Peak lr for the global batch, scaled linearly from lr_batch_size."""
-    return cfg["lr"] * cfg["batch_size"] * world / cfg["lr_batch_size"]
+    """Peak lr for the global batch of an update (with gradient accumulation), scaled
+    linearly from lr_batch_size."""
+    return (cfg["lr"] * cfg["batch_size"] * world * cfg.get("accumulate_steps", 1)
+            / cfg["lr_batch_size"])
 
 
 def lr_schedule(cfg, steps_per_epoch, world):

@@ -15,9 +15,13 @@ from .. import config as config_lib
 from ..checkpoint import CheckpointError, check_state_dict, read_checkpoint, save_checkpoint_atomic
 from ..data.pipeline import ImageFolderSplit
 from ..factory import create_model
+from ..tools.rates import write_figure_of_network
+from .accumulate import GradAccumulator, updates_per_epoch
 from .distributed import all_gather, all_reduce_sum, init_distributed
+from .ema import EMA, ema_weights
 from .optim import build_optimizer, lr_schedule, optimizer_state
 from .report import MetricsLog, Progress
+from .sync_bn import check_sync_bn, convert_sync_batchnorm
 
 EPOCH_FILE = re.compile(r"epoch_(\d+)\.ckpt$")
 # Under dynamic loss scaling a step with non-finite gradients is skipped and the scale
@@ -62,6 +66,8 @@ class TrainStep(nn.Cell):
         self.scaler = ms.amp.DynamicLossScaler(2.0 ** 16, 2, 1000) if use_loss_scale else None
         self.grad_fn = ms.value_and_grad(self.forward, None, opt.parameters)
         self.no_overflow = Tensor(False)
+        self.accumulator = None  # engine/accumulate.py, set by the Trainer
+        self.ema = None  # engine/ema.py, set by the Trainer
 
     def forward(self, x, y):
         loss = self.loss_fn(self.net(x).astype(ms.float32), y)
@@ -71,6 +77,10 @@ class TrainStep(nn.Cell):
 
     def construct(self, x, y):
         loss, grads = self.grad_fn(x, y)
+        if self.accumulator is not None:
+            grads, ready = self.accumulator(grads)
+            if not ready:  # a micro-batch inside an accumulation cycle: no update yet
+                return loss, self.no_overflow
         if self.reducer is not None:
             grads = self.reducer(grads)
         if self.scaler is not None:
@@ -83,6 +93,8 @@ class TrainStep(nn.Cell):
         if self.clip_norm is not None:
             grads = ops.clip_by_global_norm(grads, self.clip_norm)
         self.opt(grads)
+        if self.ema is not None:
+            self.ema()
         return loss, self.no_overflow
 
 
@@ -144,6 +156,8 @@ class Trainer:
         cfg = self.cfg
         ms.set_seed(cfg["seed"])  # identical initial weights on every rank
         self.net = build_network(cfg)
+        if cfg["sync_bn"] and check_sync_bn(self.device, self.world, self.log):
+            convert_sync_batchnorm(self.net)
         if self.amp != "O0":
             self.net = ms.amp.auto_mixed_precision(self.net, self.amp)
         self.train_split = ImageFolderSplit(cfg, "train", self.rank, self.world)
@@ -154,11 +168,16 @@ class Trainer:
                 self.log(f"ignoring {len(split.ignored)} file(s) in {split.root}/{split.split} "
                          f"without an image extension: {', '.join(split.ignored[:3])}"
                          + (" ..." if len(split.ignored) > 3 else ""))
-        self.lrs = lr_schedule(cfg, self.steps_per_epoch, self.world)
+        self.lrs = lr_schedule(cfg, updates_per_epoch(self.steps_per_epoch,
+                                                      cfg["accumulate_steps"]), self.world)
         self.opt = build_optimizer(cfg, self.net, self.lrs)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
         self.train_step = TrainStep(self.net, loss_fn, self.opt, self.world,
                                     cfg["clip_grad_norm"], self.amp != "O0")
+        if cfg["accumulate_steps"] > 1:
+            self.train_step.accumulator = GradAccumulator(
+                self.opt.parameters, cfg["accumulate_steps"], self.steps_per_epoch)
+        self.ema = self.train_step.ema = EMA(self.net, cfg["ema_decay"]) if cfg["ema"] else None
         self.step = ms.jit(self.train_step)
         self.evaluator = Evaluator(self.net, self.val_split, self.world)
         self.start_epoch, self.best_top1 = 0, -1.0
@@ -177,7 +196,7 @@ class Trainer:
 
     def _state_entries(self):
         params = (list(self.net.get_parameters()) + optimizer_state(self.opt, self.net)
-                  + self._scaler_state())
+                  + self._scaler_state() + (list(self.ema.weights) if self.ema else []))
         return [{"name": p.name, "data": p} for p in params]
 
     def _save(self, epoch, metrics):
@@ -213,9 +232,36 @@ class Trainer:
                 raise CheckpointError(f"checkpoint {path}: {p.name} has shape "
                                       f"{tuple(params[p.name].shape)}, expected {tuple(p.shape)}")
             p.set_data(Tensor(params[p.name].asnumpy(), p.dtype))
+        self._resume_ema(params, path)
         self.start_epoch = int(params["epoch"].asnumpy())
         self.best_top1 = float(params["best_top1"].asnumpy()) if "best_top1" in params else -1.0
         self.log(f"resumed from {path}: {self.start_epoch} of {self.cfg['epochs']} epochs done")
+
+    def _resume_ema(self, params, path):
+        """The EMA weights of the checkpoint; a run that turns ema on starts them from the
+        resumed weights (and says so)."""
+        if self.ema is None:
+            return
+        saved = ema_weights(params)
+        for param, ema in zip(self.ema.params, self.ema.weights):
+            source = saved.get(param.name, params[param.name])
+            ema.set_data(Tensor(source.asnumpy(), ema.dtype))
+        if not saved:
+            self.log(f"note: {path} holds no EMA weights; the EMA starts from its weights")
+
+    def _evaluate_ema(self, epoch):
+        """val_*_ema metrics of the EMA weights (evaluated in the network's place)."""
+        if self.ema is None:
+            return {}
+        self.ema.swap()
+        try:
+            metrics = self.evaluator.run(epoch)
+        finally:
+            self.ema.swap()
+        self.log(f"epoch {epoch + 1}: EMA weights: val top-1 {metrics['top1']:.4f}, top-5 "
+                 f"{metrics['top5']:.4f}, loss {metrics['loss']:.4f}")
+        return {"val_top1_ema": metrics["top1"], "val_top5_ema": metrics["top5"],
+                "val_loss_ema": metrics["loss"]}
 
     # ---------------------------------------------------------------- loops
     def train_epoch(self, epoch, progress):
@@ -287,6 +333,7 @@ class Trainer:
                       "epoch_time_s": time.time() - start, "skipped_images": skipped,
                       "val_skipped_images": metrics["skipped_images"]}
             progress.end_epoch(record)
+            record.update(self._evaluate_ema(epoch))
             if skipped or metrics["skipped_images"]:
                 self.log(f"epoch {epoch + 1}: skipped {skipped} unreadable train and "
                          f"{metrics['skipped_images']} val image(s) (python -m "
@@ -296,6 +343,7 @@ class Trainer:
             try:
                 if metrics_log is not None:
                     metrics_log.append(record)
+                    write_figure_of_network(self.net, self.out)  # rates.png of ACmix models
                 self._save(epoch + 1, metrics)
             except OSError as exc:  # disk full, quota, permissions: say so, keep what is there
                 raise TrainingError(f"could not write epoch {epoch + 1}'s outputs in {self.out} "

@@ -1,0 +1,46 @@
+"""Exponential moving average of the weights (`ema: true`, `ema_decay` in a config).
+
+After every optimizer update (inside the compiled train step) each EMA copy moves towards
+its parameter: ema = decay * ema + (1 - decay) * param, for every parameter of the network,
+BatchNorm's moving statistics included (as timm's ModelEmaV2 and MindCV's TrainStep do).
+The copies are named `ema.<parameter name>`, MindCV's convention, so a checkpoint loads
+its EMA weights with `eval.py --ema`, `python -m mindspore_acmix.tools.rates --ema` and
+`mindcv.create_model(..., checkpoint_path=..., ema=True)`.
+"""
+from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
+
+from ..checkpoint import EMA_PREFIX as PREFIX
+
+
+class EMA(nn.Cell):
+    """The EMA copies of `net`'s parameters; calling it applies one update."""
+
+    def __init__(self, net, decay):
+        super().__init__(auto_prefix=False)
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1), got {decay!r}")
+        self.decay = float(decay)
+        params = list(net.get_parameters())
+        self.params = ParameterTuple(params)
+        self.weights = ParameterTuple(
+            Parameter(Tensor(p.asnumpy(), p.dtype), name=PREFIX + p.name, requires_grad=False)
+            for p in params)
+
+    def construct(self):
+        for ema, param in zip(self.weights, self.params):
+            ops.assign(ema, ema * self.decay + param.astype(ema.dtype) * (1.0 - self.decay))
+        return True
+
+    def swap(self):
+        """Exchange the network's weights and the EMA copies (call twice to undo): how the
+        EMA weights are evaluated with the network's own compiled forward pass."""
+        for ema, param in zip(self.weights, self.params):
+            held = param.asnumpy().copy()
+            param.set_data(Tensor(ema.asnumpy(), param.dtype))
+            ema.set_data(Tensor(held, ema.dtype))
+
+
+def ema_weights(params):
+    """{network parameter name: value} of the EMA copies in a checkpoint's parameter dict."""
+    return {name[len(PREFIX):]: value for name, value in params.items()
+            if name.startswith(PREFIX)}
