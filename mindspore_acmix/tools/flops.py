@@ -4,6 +4,7 @@ count them.
 
     python -m mindspore_acmix.tools.flops swin_acmix_tiny [--image-size 224]
     python -m mindspore_acmix.tools.flops --markdown          # table of every model
+    python -m mindspore_acmix.tools.flops san10 --convention san   # SAN's own counter
 
 How it counts: one PyNative forward pass of a batch-1 zero image with a forward hook on
 every cell that has a rule below; each rule turns the cell's input/output shapes and
