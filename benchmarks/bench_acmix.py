@@ -1,6 +1,6 @@
 """Benchmark of the ACmix local-attention implementations (a benchmark, not a test).
 
-    python benchmarks/bench_acmix.py [--mode layer|model|infer] [--json PATH]
+    python benchmarks/bench_acmix.py [--mode layer|model|infer|san] [--json PATH]
 
 --mode layer (default): fwd+bwd time and peak memory growth of one ACmix layer (every
     available attn_impl, the "unfold" reference among them) against a 3x3 convolution of
@@ -12,6 +12,11 @@
     acmix_resnet50 against resnet50 at the same batch and image size.
 --mode infer: inference latency of acmix_resnet50 and resnet50 exported to MindIR and
     loaded back with nn.GraphCell.
+--mode san: fwd+bwd time and peak memory growth of SAN's patchwise SAM (every available
+    san_impl, the "unfold" reference among them) against a 3x3 convolution with the same
+    input and output widths (C -> C/4), at SAN-10's stage shapes (batch 8: 64@112x112 with
+    kernel 3, then 256@56, 512@28, 1024@14, 2048@7 with kernel 7; rel_planes C/16,
+    out_planes C/4, share_planes 8, as SAN's Bottleneck builds them).
 
 Timing: for each shape, every variant is timed in one process (a fresh one per shape, see
 time_in_subprocess) and the variants take turns within each repetition, so load from
@@ -66,6 +71,8 @@ def ms_layer(variant, channels):
     per-tap matmuls on CPU), "conv:native" (MindSpore's Conv2D kernel) or "acmix:<attn_impl>"."""
     from mindspore_acmix.layers import ACmix
     from mindspore_acmix.layers.conv import SameConv2d
+    if variant.startswith("san"):
+        return san_layer(variant, channels)
     if variant.startswith("conv"):
         return SameConv2d(channels, channels, 3, impl="native" if variant == "conv:native"
                           else "auto")
@@ -295,6 +302,75 @@ def print_layer_row(key, row, variants):
     print(f"{key}: {summary}", flush=True)
 
 
+# ---------------------------------------------------------------- SAN ---------------
+
+SAN10_STAGES = ((64, 112, 3), (256, 56, 7), (512, 28, 7), (1024, 14, 7), (2048, 7, 7))
+
+
+def san_layer(variant, channels):
+    """"san:conv" (a 3x3 SameConv2d, C -> C/4) or "san<k>:<san_impl>" (the patchwise SAM of
+    a SAN block of width C with kernel k)."""
+    from mindspore_acmix.layers import SAM
+    from mindspore_acmix.layers.conv import SameConv2d
+    if variant == "san:conv":
+        return SameConv2d(channels, channels // 4, 3)
+    kernel, impl = variant[len("san"):].split(":")
+    return SAM(1, channels, channels // 16, channels // 4, 8, int(kernel), san_impl=impl)
+
+
+def san_mode(args):
+    from mindspore_acmix.ops.san import SAN_OPS, resolve_san_ops
+    default = resolve_san_ops("auto")
+    impls = args.impls.split(",") if args.impls else sorted(SAN_OPS)
+    impls = [default] + [i for i in impls if i != default and (i != "aot" or default == "aot")]
+    stages = SAN10_STAGES
+    if args.shapes:
+        wanted = set(args.shapes.split(","))
+        stages = tuple(s for s in stages if f"{s[0]}@{s[1]}" in wanted)
+    results = {}
+    for channels, size, kernel in stages:
+        key = shape_key(channels, size)
+        variants = ["san:conv"] + [f"san{kernel}:{i}" for i in impls]
+        print(f"\n== SAM patchwise {key}, kernel {kernel}, batch {args.batch}", flush=True)
+        row = {"kernel": kernel}
+        if not args.no_memory:
+            row["mem_mb"] = {}
+            for v in variants:
+                print(f"   memory {v}", flush=True)
+                row["mem_mb"][v] = measure_memory(v, channels, args.batch, size, args.threads)
+        print(f"   timing {', '.join(variants)}", flush=True)
+        times = time_in_subprocess(variants, channels, size, args)
+        row.update({"time_s": {v: statistics.median(t) for v, t in times.items()},
+                    "times_s": times, "san_impl": default})
+        t, m = row["time_s"], row.get("mem_mb", {})
+        sam, unfold = f"san{kernel}:{default}", f"san{kernel}:unfold"
+        row["sam_over_conv_time"] = t[sam] / t["san:conv"]
+        if unfold in t:
+            row["unfold_over_sam_time"] = t[unfold] / t[sam]
+        if m.get(sam) is not None and m.get(unfold) is not None:
+            row["unfold_over_sam_mem"] = m[unfold] / max(m[sam], 1.0)
+        if m.get(sam) is not None and m.get("san:conv") is not None:
+            row["sam_over_conv_mem"] = m[sam] / max(m["san:conv"], 1.0)
+        results[key] = row
+        print_san_row(key, row, variants)
+        if args.json:
+            write_json(args.json, {"partial": True, "san": {"shapes": results}})
+    return {"default_san_impl": default, "batch": args.batch, "shapes": results}
+
+
+def print_san_row(key, row, variants):
+    print(f"{'variant':<16}{'fwd+bwd ms':>12}{'x conv':>9}{'peak MB':>10}{'x conv':>9}")
+    mem = row.get("mem_mb", {})
+    for v in variants:
+        t = row["time_s"][v]
+        line = f"{v:<16}{t * 1e3:>12.1f}{t / row['time_s']['san:conv']:>9.2f}"
+        if mem.get(v) is not None and mem.get("san:conv") is not None:
+            line += f"{mem[v]:>10.1f}{mem[v] / max(mem['san:conv'], 1.0):>9.2f}"
+        print(line)
+    summary = {k: round(v, 3) for k, v in row.items() if k.endswith(("_time", "_mem"))}
+    print(f"{key}: {summary}", flush=True)
+
+
 def train_step_fn(name, batch, image, num_classes):
     import mindspore as ms
     from mindspore import Tensor, nn
@@ -372,7 +448,7 @@ def infer_mode(args):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--mode", choices=("layer", "model", "infer"), default="layer")
+    p.add_argument("--mode", choices=("layer", "model", "infer", "san"), default="layer")
     p.add_argument("--json", help="write the results to this JSON file")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeat", type=int, default=7, help="timed repetitions (layer mode)")
@@ -381,7 +457,7 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help="threads for torch and the AOT kernel (MindSpore uses all cores)")
-    p.add_argument("--shapes", help="layer mode: comma-separated C@S, e.g. 64@56,128@28")
+    p.add_argument("--shapes", help="layer and san modes: comma-separated C@S, e.g. 64@56,128@28")
     p.add_argument("--impls", help="layer mode: comma-separated attn_impl names to time besides "
                    "the default (all by default; the timed variants share one process, so on a "
                    "small machine time 'unfold' and 'stream' in separate runs)")
@@ -412,8 +488,8 @@ def main(argv=None):
     print(json.dumps(info), flush=True)
     result = {"machine": info, "mode": args.mode,
               "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}
-    result[args.mode] = {"layer": layer_mode, "model": model_mode, "infer": infer_mode}[
-        args.mode](args)
+    result[args.mode] = {"layer": layer_mode, "model": model_mode, "infer": infer_mode,
+                         "san": san_mode}[args.mode](args)
     result["machine"]["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     if args.json:
         write_json(args.json, result)

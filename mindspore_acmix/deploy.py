@@ -29,6 +29,7 @@ from mindspore import Tensor, nn
 from . import atomic
 from .layers.acmix import ACmix
 from .layers.conv import SameConv2d
+from .layers.san import SAM
 from .ops.local_attention import LOCAL_ATTENTION
 
 FORMATS = ("MINDIR", "AIR", "ONNX")
@@ -68,6 +69,10 @@ def make_portable(net):
             cell.attn_impl = "stream"
         elif isinstance(cell, SameConv2d):
             cell.impl = "native"
+
+    for _, cell in net.cells_and_names():  # SAN's operators: the C++ kernels -> "halo"
+        if isinstance(cell, SAM) and cell.san_impl == "aot":
+            cell.set_san_impl("halo")
     return net
 
 

@@ -13,6 +13,8 @@ from mindspore import Tensor  # noqa: E402
 from mindspore_acmix.convert import load_torch_state_dict  # noqa: E402
 from mindspore_acmix.ops.local_attention import (LOCAL_ATTENTION,  # noqa: E402
                                                  aot_unavailable_reason)
+from mindspore_acmix.ops.san import SAN_OPS  # noqa: E402
+from mindspore_acmix.ops.san import aot_unavailable_reason as san_aot_unavailable  # noqa: E402
 
 GOLDEN_DIR = os.path.join(os.path.dirname(__file__), "data", "golden")
 
@@ -35,6 +37,17 @@ def attn_impl(request):
         reason = aot_unavailable_reason()
         if reason is not None:
             pytest.skip(f"attn_impl='aot' unavailable: {reason}")
+    return request.param
+
+
+@pytest.fixture(params=sorted(SAN_OPS))
+def san_impl(request):
+    """Every registered implementation of SAN's operators; "aot" is skipped, with the
+    reason, where its kernel cannot be built."""
+    if request.param == "aot":
+        reason = san_aot_unavailable()
+        if reason is not None:
+            pytest.skip(f"san_impl='aot' unavailable: {reason}")
     return request.param
 
 
@@ -66,10 +79,11 @@ def output_and_grads(net, x, probe):
     params = net.trainable_params()
 
     def loss_fn(inp):
-        return (net(inp) * probe).sum()
+        out = net(inp)
+        return (out * probe).sum(), out
 
-    _, (gx, gparams) = ms.value_and_grad(loss_fn, 0, params)(x)
-    out = net(x)
+    # the output comes with the gradients: one graph to compile, not two
+    (_, out), (gx, gparams) = ms.value_and_grad(loss_fn, 0, params, has_aux=True)(x)
     return out.asnumpy(), gx.asnumpy(), {p.name: g.asnumpy() for p, g in zip(params, gparams)}
 
 

@@ -1,6 +1,7 @@
 """Network layers."""
 from .acmix import ACmix
+from .san import SAM, SAMACmix
 from .transformer import DropPath, Mlp, PatchEmbed
 from .window_attention import WindowAttention, WindowAttentionACmix
 
-__all__ = ["ACmix", "WindowAttention", "WindowAttentionACmix", "DropPath", "Mlp", "PatchEmbed"]
+__all__ = ["ACmix", "SAM", "SAMACmix", "WindowAttention", "WindowAttentionACmix", "DropPath", "Mlp", "PatchEmbed"]

@@ -1,11 +1,11 @@
 """Compiling the package's C++ AOT kernels on first use, into a per-user cache.
 
 The shared library is named after a hash of everything that determines the binary (the
-source, the compiler's version, the flags and this CPU's instruction-set flags, because
-it is built with -march=native), so editing the kernel, changing compiler or sharing a
-home directory between different CPUs never picks up a stale or illegal binary. It is
-written to a temporary file and renamed into place, so concurrent first uses (several
-test or training processes) never see a half-written library.
+source and the kernels' shared headers, the compiler's version, the flags and this CPU's
+instruction-set flags, because it is built with -march=native), so editing the kernel,
+changing compiler or sharing a home directory between different CPUs never picks up a stale
+or illegal binary. It is written to a temporary file and renamed into place, so concurrent
+first uses (several test or training processes) never see a half-written library.
 
 Environment:
     ACMIX_KERNEL_CACHE: cache directory (default $XDG_CACHE_HOME/mindspore_acmix or
@@ -71,6 +71,9 @@ def build_kernel(source_name):
     source = os.path.join(KERNEL_DIR, source_name)
     with open(source, "rb") as f:
         code = f.read()
+    for header in sorted(n for n in os.listdir(KERNEL_DIR) if n.endswith(".h")):
+        with open(os.path.join(KERNEL_DIR, header), "rb") as f:  # the kernels' shared loops
+            code += b"\0" + f.read()
     cxx = find_compiler()
     if cxx is None:
         raise KernelBuildError("no C++ compiler found (set CXX, or install g++)")
@@ -101,3 +104,34 @@ def build_kernel(source_name):
         if os.path.exists(tmp):
             os.remove(tmp)
     return target
+
+
+_libraries = {}  # source name -> library path or KernelBuildError, once per process
+
+
+def kernel_library(source_name):
+    """build_kernel(source_name), attempted once per process: later calls return the same
+    path or raise the same KernelBuildError."""
+    if source_name not in _libraries:
+        try:
+            _libraries[source_name] = build_kernel(source_name)
+        except KernelBuildError as exc:
+            _libraries[source_name] = exc
+    result = _libraries[source_name]
+    if isinstance(result, KernelBuildError):
+        raise KernelBuildError(str(result))
+    return result
+
+
+def kernel_unavailable_reason(source_name):
+    """Why the CPU kernels of kernels/<source_name> cannot be used here, or None."""
+    import mindspore as ms
+
+    target = ms.get_context("device_target")
+    if target != "CPU":
+        return f"the AOT kernels run on CPU only and the device target is {target}"
+    try:
+        kernel_library(source_name)
+    except KernelBuildError as exc:
+        return str(exc)
+    return None

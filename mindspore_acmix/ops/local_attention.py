@@ -41,6 +41,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
+from . import halo
 from .aot_build import KernelBuildError, build_kernel
 from .shift import reflect_pad2d
 
@@ -188,6 +189,37 @@ class StreamLocalAttention(LocalAttention):
                          reflect_pad2d(v, self.padding))
 
 
+class HaloLocalAttention(LocalAttention):
+    """Blocked local attention (ops.halo): per b x b block of queries, one batched matmul
+    against the block's halo of the padded k - pe, a constant mask that keeps each query's
+    window, a softmax and one batched matmul with the halo of v. Standard operators only, a
+    fixed number of them whatever the map size; backward by autodiff.
+
+    Precision: the logits, the mask and the softmax run in float32 whatever the input dtype
+    (under AMP O2 q and k arrive in float16; q . k over head_dim can overflow there, and
+    mixing the mask into half-precision logits would round them); the value aggregation is a
+    convex combination, which cannot overflow, so it runs in the input dtype."""
+
+    def __init__(self, kernel_size, stride=1, dilation=1, block=None):
+        super().__init__(kernel_size, stride, dilation)
+        self.block = block
+        self.logits_matmul = ops.BatchMatMul()
+        self.values_matmul = ops.BatchMatMul(transpose_b=True)
+        self.softmax = ops.Softmax(axis=-1)
+
+    def construct(self, q, k, v, pe):
+        d, h, w, dtype = q.shape[1], q.shape[2], q.shape[3], q.dtype
+        grid = halo.BlockGrid(h, w, self.kernel_size, self.stride, self.dilation, self.block)
+        mask = Tensor(halo.window_mask(grid))
+        # k - pe and v share one padding and one tiling
+        tiles = halo.halo_tiles(reflect_pad2d(ops.concat((k - pe, v), 1), self.padding), grid)
+        f32 = ms.float32
+        logits = self.logits_matmul(halo.query_blocks(subsample(q, self.stride), grid).astype(f32),
+                                    tiles[:, :d].astype(f32))
+        prob = self.softmax(logits + mask).astype(dtype)
+        return halo.blocks_to_map(self.values_matmul(prob, tiles[:, d:]), grid)
+
+
 _AOT_SOURCE = "local_attention_cpu.cc"
 _aot_state = {}  # {"path": str} or {"error": str}, filled on first use
 
@@ -269,6 +301,7 @@ LOCAL_ATTENTION = {
     "unfold": UnfoldLocalAttention,
     "stream": StreamLocalAttention,
     "aot": AotLocalAttention,
+    "halo": HaloLocalAttention,
 }
 _warned = set()
 

@@ -4,6 +4,7 @@ count them.
 
     python -m mindspore_acmix.tools.flops swin_acmix_tiny [--image-size 224]
     python -m mindspore_acmix.tools.flops --markdown          # table of every model
+    python -m mindspore_acmix.tools.flops san10 --convention san   # SAN's own counter
 
 How it counts: one PyNative forward pass of a batch-1 zero image with a forward hook on
 every cell that has a rule below; each rule turns the cell's input/output shapes and
@@ -22,8 +23,19 @@ its configuration into MACs of one layer type:
 - norm: LayerNorm, one per element, as the official Swin `flops()` does. BatchNorm is
   not counted: at inference it folds into the preceding convolution.
 
+- attention (SAN): SAN's aggregation, output elements * k**2 (the weighted sum over
+  the window); SAN-ACmix's convolution path goes to acmix_conv as for ACmix.
+
 Softmax, activations, residual adds, pooling and the relative position bias add are
 not counted (nor are they by the official code or the paper).
+
+`convention="san"` (`--convention san`) counts instead as SAN's own counter does
+(hszhao/SAN util/complexity.py, which gives the FLOPs of SAN's README and of the ACmix
+paper's SAN rows): a convolution's MACs plus one per output element for its bias;
+BatchNorm 2 per element (norm); ReLU one per element and max / average pooling one per
+input element (elementwise); SAN's subtraction (pairwise relations) one per output element
+and aggregation k**2 per output element (attention); Dense in * out, no bias. Only SAN is
+meant to be read that way; the default is the MAC count above.
 """
 import argparse
 import json
@@ -35,11 +47,14 @@ from mindspore import Tensor, nn
 
 from ..factory import count_params, create_model
 from ..layers.acmix import ACmix
+from ..layers.san import SAM, SAMACmix
 from ..layers.window_attention import CONV_KERNEL, WindowAttention, WindowAttentionACmix
 from ..models.pvt import PVTAttention, PVTAttentionACmix
+from ..models.san import GlobalAvgPool2d
 from ..registry import list_models
 
-CATEGORIES = ("conv", "linear", "attention", "acmix_conv", "norm")
+CATEGORIES = ("conv", "linear", "attention", "acmix_conv", "norm", "elementwise")
+CONVENTIONS = ("macs", "san")
 
 
 def _size(shape):
@@ -105,6 +120,59 @@ def _pvt_attention_acmix(cell, inputs, output):
     return macs
 
 
+def _sam(cell, inputs, output):
+    return {"attention": _size(output.shape) * cell.kernel_size ** 2}  # aggregation
+
+
+def _sam_acmix(cell, inputs, output):
+    """Aggregation plus design A's convolution path: fc mixes the P pieces into kc**2 maps
+    per weight-sharing group and position, dep_conv is a grouped kc x kc convolution."""
+    b, c, ho, wo = output.shape
+    h, w = inputs[0].shape[2], inputs[0].shape[3]
+    kc2 = cell.dep_conv.kernel_size[0] * cell.dep_conv.kernel_size[1]
+    fc = b * kc2 * cell.fc.in_channels * cell.dep_conv.group * h * w
+    dep_conv = b * c * ho * wo * kc2 * kc2
+    macs = _sam(cell, inputs, output)
+    macs["acmix_conv"] = fc + dep_conv
+    return macs
+
+
+def _conv_with_bias(cell, inputs, output):
+    macs = _conv(cell, inputs, output)
+    if cell.has_bias:
+        macs["conv"] += _size(output.shape)
+    return macs
+
+
+def _batch_norm(cell, inputs, output):
+    return {"norm": 2 * _size(inputs[0].shape)}
+
+
+def _per_output(cell, inputs, output):
+    return {"elementwise": _size(output.shape)}
+
+
+def _per_input(cell, inputs, output):
+    return {"elementwise": _size(inputs[0].shape)}
+
+
+def _san_sam(cell, inputs, output):
+    """SAN's counter: aggregation plus, in pairwise SAMs, the two subtractions (the
+    relations q_i - k_j, rel_planes x k**2 per position, and those of the batch-1 position
+    encoding, 2 x k**2 per position)."""
+    macs = _sam(cell, inputs, output)
+    if cell.sa_type == 0:
+        b, _, h, w = output.shape
+        macs["attention"] += (b * cell.conv1.out_channels + 2) * cell.kernel_size ** 2 * h * w
+    return macs
+
+
+def _san_sam_acmix(cell, inputs, output):
+    macs = _sam_acmix(cell, inputs, output)
+    macs["attention"] = _san_sam(cell, inputs, output)["attention"]
+    return macs
+
+
 # cell class -> (rule, children the rule counts itself)
 RULES = {
     nn.Conv2d: (_conv, ()),
@@ -115,6 +183,19 @@ RULES = {
     WindowAttentionACmix: (_window_attention_acmix, ("fc", "dep_conv")),
     PVTAttention: (_pvt_attention, ()),
     PVTAttentionACmix: (_pvt_attention_acmix, ("fc", "dep_conv")),
+    SAM: (_sam, ()),
+    SAMACmix: (_sam_acmix, ("fc", "dep_conv")),
+}
+# convention "san": these rules replace or add to RULES
+SAN_RULES = {
+    nn.Conv2d: (_conv_with_bias, ()),
+    nn.BatchNorm2d: (_batch_norm, ()),
+    nn.ReLU: (_per_output, ()),
+    nn.MaxPool2d: (_per_input, ()),
+    nn.AvgPool2d: (_per_input, ()),
+    GlobalAvgPool2d: (_per_input, ()),
+    SAM: (_san_sam, ()),
+    SAMACmix: (_san_sam_acmix, ("fc", "dep_conv")),
 }
 
 
@@ -124,10 +205,16 @@ def register_rule(cls, rule, owned=()):
     RULES[cls] = (rule, tuple(owned))
 
 
-def _rule_for(cell):
+def _rules(convention):
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    return {**RULES, **SAN_RULES} if convention == "san" else RULES
+
+
+def _rule_for(cell, rules):
     for klass in type(cell).__mro__:
-        if klass in RULES:
-            return RULES[klass]
+        if klass in rules:
+            return rules[klass]
     return None
 
 
@@ -145,9 +232,10 @@ def stage_of(net, name):
     return parts[0]
 
 
-def count_macs(net, input_shape=(1, 3, 224, 224)):
+def count_macs(net, input_shape=(1, 3, 224, 224), convention="macs"):
     """{stage: {category: MACs}} in order of execution, from a PyNative forward pass of
-    zeros of `input_shape`."""
+    zeros of `input_shape`, counted by `convention` (see the module docstring)."""
+    rules = _rules(convention)
     per_stage = {}
     handles, owned_prefixes = [], []
 
@@ -161,7 +249,7 @@ def count_macs(net, input_shape=(1, 3, 224, 224)):
     for name, cell in net.cells_and_names():
         if any(name == p or name.startswith(p + ".") for p in owned_prefixes):
             continue
-        found = _rule_for(cell)
+        found = _rule_for(cell, rules)
         if found is None:
             continue
         rule, owned = found
@@ -197,11 +285,12 @@ def build(name, image_size):
         return create_model(name)
 
 
-def profile(name, image_size=224):
+def profile(name, image_size=224, convention="macs"):
     """(table rows, summary) of a registered model; summary is {model, image_size,
-    params, macs, gflops, per-category MACs}."""
+    convention, params, macs, gflops, per-category MACs}."""
+    _rules(convention)  # a bad convention fails before the model is built
     net = build(name, image_size)
-    macs = count_macs(net, (1, 3, image_size, image_size))
+    macs = count_macs(net, (1, 3, image_size, image_size), convention)
     params = params_per_stage(net)
     rows = []
     for stage in list(macs) + [s for s in params if s not in macs]:
@@ -209,7 +298,8 @@ def profile(name, image_size=224):
         rows.append((stage, params.get(stage, 0), cats))
     totals = {c: sum(m[c] for m in macs.values()) for c in CATEGORIES}
     total = sum(totals.values())
-    summary = {"model": name, "image_size": image_size, "params": count_params(net),
+    summary = {"model": name, "image_size": image_size, "convention": convention,
+               "params": count_params(net),
                "macs": total, "gflops": round(total / 1e9, 4),
                "macs_by_type": totals}
     return rows, summary
@@ -240,14 +330,19 @@ PUBLISHED = {"acmix_resnet26": "10.6M / 2.3G", "acmix_resnet38": "14.6M / 2.9G",
          "pvt_acmix_tiny": "13M / 2.0G", "pvt_acmix_small": "25M / 3.9G",
          "pvt_tiny": "13.2M / 1.9G", "pvt_small": "24.5M / 3.8G",
          "swin_acmix_tiny": "30M / 4.6G", "swin_acmix_small": "51M / 9.0G",
-         "swin_tiny": "28M / 4.5G", "swin_small": "50M / 8.7G"}
+         "swin_tiny": "28M / 4.5G", "swin_small": "50M / 8.7G",
+         "san10_pairwise": "10.5M / 2.2G", "san15_pairwise": "14.1M / 3.0G",
+         "san19_pairwise": "17.6M / 3.8G", "san10": "11.8M / 1.9G", "san15": "16.2M / 2.6G",
+         "san19": "20.5M / 3.3G", "san_acmix10": "12.1M / 1.9G",
+         "san_acmix15": "16.6M / 2.7G", "san_acmix19": "21.2M / 3.4G"}
 
 
-def markdown_table(names, image_size):
-    lines = ["| Model | Input | Params | GFLOPs (GMACs) | Published Params / FLOPs |",
+def markdown_table(names, image_size, convention="macs"):
+    unit = "GMACs" if convention == "macs" else "GFLOPs (SAN's counter)"
+    lines = [f"| Model | Input | Params | {unit} | Published Params / FLOPs |",
              "|---|---|---|---|---|"]
     for name in names:
-        _, s = profile(name, image_size)
+        _, s = profile(name, image_size, convention)
         lines.append(f"| {name} | {image_size}x{image_size} | {s['params'] / 1e6:.2f}M | "
                      f"{s['gflops']:.2f} | {PUBLISHED.get(name, '-')} |")
     return "\n".join(lines)
@@ -262,6 +357,11 @@ def main(argv=None):
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--markdown", action="store_true",
                         help="print a Markdown table of every registered model (or of MODEL)")
+    parser.add_argument("--convention", choices=CONVENTIONS, default="macs",
+                        help="macs: multiply-accumulates of convolutions, linear layers, "
+                             "attention and LayerNorm (the default, the papers' FLOPs); san: "
+                             "SAN's util/complexity.py rules, which also count biases, "
+                             "BatchNorm, ReLU, pooling and SAN's subtraction (SAN's README)")
     args = parser.parse_args(argv)
     if args.image_size < 1:
         parser.error("--image-size must be positive")
@@ -270,13 +370,14 @@ def main(argv=None):
     try:
         if args.markdown:
             print(markdown_table([args.model] if args.model else list_models(),
-                                 args.image_size))
+                                 args.image_size, args.convention))
             return 0
-        rows, summary = profile(args.model, args.image_size)
+        rows, summary = profile(args.model, args.image_size, args.convention)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.model} at {args.image_size}x{args.image_size} (MACs by layer type)")
+    print(f"{args.model} at {args.image_size}x{args.image_size} "
+          f"({args.convention} convention, by layer type)")
     print(format_table(rows, summary))
     print(json.dumps(summary))
     return 0

@@ -26,7 +26,11 @@
 #include <cstring>
 #include <vector>
 
+#include "sliding_window.h"
+
 namespace {
+
+namespace sw = sliding_window;
 
 enum Status { kOk = 0, kBadArity = 1, kBadDtype = 2, kBadShape = 3, kBadConfig = 4 };
 
@@ -35,13 +39,8 @@ struct Geometry {
   int64_t hw() const { return h * w; }
   int64_t howo() const { return ho * wo; }
   int64_t hpwp() const { return hp * wp; }
+  sw::Plane plane() const { return {h, w, pad, s, ho, wo, hp, wp}; }
 };
-
-inline int64_t Reflect(int64_t i, int64_t n) {
-  if (i < 0) i = -i;
-  if (i >= n) i = 2 * n - 2 - i;
-  return i;
-}
 
 // exp(x) for x <= 0 (logits minus their maximum) written with arithmetic only, so that the
 // softmax loops vectorise (glibc's vector expf is only declared under -ffast-math, which
@@ -97,26 +96,16 @@ int ReadGeometry(void **params, int *ndims, int64_t **shapes, const char **dtype
 
 // dst (d, hp, wp) = reflection padding of src (d, h, w).
 void ReflectPad(const float *src, float *dst, const Geometry &g, const int64_t *col_src) {
-  for (int64_t c = 0; c < g.d; ++c) {
-    for (int64_t y = 0; y < g.hp; ++y) {
-      const float *s = src + c * g.hw() + Reflect(y - g.pad, g.h) * g.w;
-      float *t = dst + c * g.hpwp() + y * g.wp;
-      for (int64_t x = 0; x < g.wp; ++x) t[x] = s[col_src[x]];
-    }
-  }
+  const sw::Plane plane = g.plane();
+  for (int64_t c = 0; c < g.d; ++c)
+    sw::Pad(src + c * g.hw(), dst + c * g.hpwp(), plane, col_src);
 }
 
-// dst (d, h, w) = adjoint of ReflectPad applied to src (d, hp, wp): mirrored entries are
-// added back onto the pixel they were copied from.
+// dst (d, h, w) = adjoint of ReflectPad applied to src (d, hp, wp).
 void ReflectFold(const float *src, float *dst, const Geometry &g, const int64_t *col_src) {
-  std::memset(dst, 0, sizeof(float) * g.d * g.hw());
-  for (int64_t c = 0; c < g.d; ++c) {
-    for (int64_t y = 0; y < g.hp; ++y) {
-      const float *s = src + c * g.hpwp() + y * g.wp;
-      float *t = dst + c * g.hw() + Reflect(y - g.pad, g.h) * g.w;
-      for (int64_t x = 0; x < g.wp; ++x) t[col_src[x]] += s[x];
-    }
-  }
+  const sw::Plane plane = g.plane();
+  for (int64_t c = 0; c < g.d; ++c)
+    sw::Fold(src + c * g.hpwp(), dst + c * g.hw(), plane, col_src);
 }
 
 // The queries of one slice, (d, ho, wo) contiguous: q itself for stride 1, else a copy.
@@ -142,43 +131,17 @@ inline int64_t WindowOffset(int64_t j, const Geometry &g) {
 void WindowMulAdd(const float *a, int64_t a_cs, const float *bp, int64_t j, const Geometry &g,
                   float *out, int64_t out_cs) {
   const int64_t off = WindowOffset(j, g);
-  for (int64_t c = 0; c < g.d; ++c) {
-    const float *ac = a + c * a_cs;
-    const float *bc = bp + c * g.hpwp() + off;
-    float *oc = out + c * out_cs;
-    for (int64_t y = 0; y < g.ho; ++y) {
-      const float *ar = ac + y * g.wo;
-      const float *br = bc + y * g.s * g.wp;
-      float *orow = oc + y * g.wo;
-      if (g.s == 1) {
-#pragma omp simd
-        for (int64_t x = 0; x < g.wo; ++x) orow[x] += ar[x] * br[x];
-      } else {
-        for (int64_t x = 0; x < g.wo; ++x) orow[x] += ar[x] * br[x * g.s];
-      }
-    }
-  }
+  const sw::Plane plane = g.plane();
+  for (int64_t c = 0; c < g.d; ++c)
+    sw::MulAdd(a + c * a_cs, bp + c * g.hpwp() + off, plane, out + c * out_cs);
 }
 
-// window_j(dp)[c][i] += w[i] * a[c][i]  (scatter into a padded gradient; within one row
-// the targets are distinct, so the row loop vectorises).
+// window_j(dp)[c][i] += w[i] * a[c][i]  (scatter into a padded gradient).
 void WindowScatter(const float *w, const float *a, int64_t j, const Geometry &g, float *dp) {
   const int64_t off = WindowOffset(j, g);
-  for (int64_t c = 0; c < g.d; ++c) {
-    const float *ac = a + c * g.howo();
-    float *dc = dp + c * g.hpwp() + off;
-    for (int64_t y = 0; y < g.ho; ++y) {
-      const float *wr = w + y * g.wo;
-      const float *ar = ac + y * g.wo;
-      float *drow = dc + y * g.s * g.wp;
-      if (g.s == 1) {
-#pragma omp simd
-        for (int64_t x = 0; x < g.wo; ++x) drow[x] += wr[x] * ar[x];
-      } else {
-        for (int64_t x = 0; x < g.wo; ++x) drow[x * g.s] += wr[x] * ar[x];
-      }
-    }
-  }
+  const sw::Plane plane = g.plane();
+  for (int64_t c = 0; c < g.d; ++c)
+    sw::Scatter(w, a + c * g.howo(), plane, dp + c * g.hpwp() + off);
 }
 
 // logits (k*k, ho, wo) of one slice.
@@ -198,7 +161,7 @@ struct Workspace {
     probs.resize(g.k * g.k * g.howo());
     tmp.resize(2 * g.howo());
     col_src.resize(g.wp);
-    for (int64_t x = 0; x < g.wp; ++x) col_src[x] = Reflect(x - g.pad, g.w);
+    for (int64_t x = 0; x < g.wp; ++x) col_src[x] = sw::Reflect(x - g.pad, g.w);
   }
 };
 

@@ -1,0 +1,177 @@
+"""Blocked ("halo") sliding windows: dense batched matmuls instead of kernel_size**2 offsets.
+
+Any sliding-window operator over a k x k (dilated, strided) window can be computed block by
+block: cut the query grid into b x b blocks; every window of a block's queries lies inside one
+square "halo" of the padded map, of side
+
+    L = (b - 1) * stride + (k - 1) * dilation + 1,
+
+so a block's queries against its halo is one dense (b*b, L*L) problem (a batched matmul on
+Ascend's Cube units and GPUs' tensor cores), and a constant (b*b, L*L) pattern says which
+halo positions are in which query's window. Memory is bounded by the shapes: one tile of L*L
+per block instead of k*k copies of the map.
+
+Every function here uses only reshape, transpose, slice, concat and zeros (no Im2Col, PadV3,
+Gather, loops over blocks), so each map costs a fixed number of graph operators whatever the
+number of blocks, and exports to MindIR and ONNX. The HaloNet trick (Vaswani et al., 2021)
+builds the tiles: the padded map is cut along each axis into chunks of b*stride rows, each
+chunk is concatenated with its next neighbour(s), and the result is cropped to L.
+
+API (used by ops.local_attention "halo" and meant for any other windowed operator):
+
+    grid = BlockGrid(height, width, kernel_size, stride, dilation, block)
+    qb = query_blocks(x, grid)           # (N, C, out_h, out_w) -> (N*nb, b*b, C)
+    tiles = halo_tiles(xp, grid)         # padded (N, C, H + 2p, W + 2p) -> (N*nb, C, L*L)
+    y = blocks_to_map(yb, grid)          # (N*nb, b*b, C) -> (N, C, out_h, out_w)
+    window_mask(grid)                    # (b*b, L*L) float32: 0 in the window, MASK_VALUE out
+    window_index(grid)                   # (b*b, k*k) int: halo position of window offset j
+    window_selector(grid)                # (L*L, b*b*k*k) one-hot: tiles @ S = the k*k windows
+
+where nb = grid.blocks_y * grid.blocks_x, block index = (n, block row, block column) in that
+order, and window offset j = a * k + c is window row a, column c (row-major, as ops.unfold).
+"""
+import numpy as np
+from mindspore import ops
+
+from .shift import pad_axis
+
+# The additive mask: exp(MASK_VALUE - max) is 0 in float32 and float16, and the value itself
+# is finite in float16 (max 65504), so a mask cast to half precision stays a mask.
+MASK_VALUE = -30000.0
+
+
+def out_size(n, stride):
+    """Query positions along an axis of n pixels: ceil(n / stride)."""
+    return -(-n // stride)
+
+
+def default_block(kernel_size, stride=1, dilation=1):
+    """The block side used when none is given (see BlockGrid).
+
+    Measured on CPU (benchmarks/bench_acmix.py --mode block) for the ACmix layer: the logits
+    cost b*b*L*L per block, i.e. (L/b)**2 * k**2 ... L**2 per query, which grows with b, while
+    the tiles cost (L/b)**2 pixels per pixel of the map, which shrinks with b. For the window
+    sizes ACmix uses (7 at stride 1, 7 at stride 2) b = 8 at stride 1 and b = 4 at stride 2
+    give the fastest forward + backward with logits about 4x the k*k window and tiles about
+    3x the map; larger windows (dilated) keep b*stride >= the window's span so a tile needs at
+    most one neighbouring chunk per axis.
+    """
+    return 8 if stride == 1 else 4
+
+
+class BlockGrid:
+    """Geometry of a blocked k x k window operator on an height x width map.
+
+    Query (i, j) of the out_h x out_w grid reads the padded map at rows i*stride + a*dilation
+    and columns j*stride + c*dilation, a, c in [0, kernel_size). The block side is capped at
+    the grid's size, so a small map is one block.
+    """
+
+    def __init__(self, height, width, kernel_size, stride=1, dilation=1, block=None):
+        for name, value in (("height", height), ("width", width), ("kernel_size", kernel_size),
+                            ("stride", stride), ("dilation", dilation)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if block is None:
+            block = default_block(kernel_size, stride, dilation)
+        if not isinstance(block, (int, np.integer)) or isinstance(block, bool) or block < 1:
+            raise ValueError(f"block must be a positive integer, got {block!r}")
+        self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
+        self.out_h, self.out_w = out_size(height, stride), out_size(width, stride)
+        self.block = int(min(block, max(self.out_h, self.out_w)))
+        b = self.block
+        self.blocks_y, self.blocks_x = out_size(self.out_h, b), out_size(self.out_w, b)
+        self.halo = (b - 1) * stride + (kernel_size - 1) * dilation + 1
+        self.chunk = b * stride  # the halos of neighbouring blocks start this far apart
+        # chunks after its own that a halo reaches into
+        self.neighbours = max(0, out_size(self.halo - self.chunk, self.chunk))
+
+    @property
+    def num_blocks(self):
+        return self.blocks_y * self.blocks_x
+
+    def __repr__(self):
+        return (f"BlockGrid(out={self.out_h}x{self.out_w}, k={self.kernel_size}, "
+                f"s={self.stride}, d={self.dilation}, b={self.block}, L={self.halo})")
+
+
+def _fit_axis(x, axis, size):
+    """Crop or zero-extend x along axis to size (the extension is never inside a window)."""
+    n = x.shape[axis]
+    if n > size:
+        return ops.narrow(x, axis, 0, size)
+    return pad_axis(x, axis, 0, size - n, fill="zero") if n < size else x
+
+
+def _halo_axis(x, axis, blocks, grid):
+    """Split axis into (blocks, halo): block t covers rows [t*chunk, t*chunk + halo)."""
+    chunk, m = grid.chunk, grid.neighbours
+    x = _fit_axis(x, axis, (blocks + m) * chunk)
+    x = x.reshape(x.shape[:axis] + (blocks + m, chunk) + x.shape[axis + 1:])
+    if m:
+        x = ops.concat(tuple(ops.narrow(x, axis, i, blocks) for i in range(m + 1)), axis + 1)
+    if (m + 1) * chunk != grid.halo:
+        x = ops.narrow(x, axis + 1, 0, grid.halo)
+    return x
+
+
+def halo_tiles(xp, grid):
+    """Tiles of the padded map xp (N, C, Hp, Wp): (N * num_blocks, C, L*L), tile (r, c) being
+    xp[..., block_row * chunk + r, block_col * chunk + c]. Positions past the map that no
+    query's window reaches are zeros."""
+    n, c = xp.shape[0], xp.shape[1]
+    x = _halo_axis(xp, 2, grid.blocks_y, grid)         # (N, C, by, L, Wp')
+    x = _halo_axis(x, 4, grid.blocks_x, grid)          # (N, C, by, L, bx, L)
+    x = x.transpose(0, 2, 4, 1, 3, 5)                  # (N, by, bx, C, L, L)
+    return x.reshape(n * grid.num_blocks, c, grid.halo * grid.halo)
+
+
+def query_blocks(x, grid):
+    """Queries x (N, C, out_h, out_w) as (N * num_blocks, b*b, C); the grid is zero-extended to
+    whole blocks (those queries' results are dropped by blocks_to_map)."""
+    n, c, b = x.shape[0], x.shape[1], grid.block
+    x = _fit_axis(_fit_axis(x, 2, grid.blocks_y * b), 3, grid.blocks_x * b)
+    x = x.reshape(n, c, grid.blocks_y, b, grid.blocks_x, b).transpose(0, 2, 4, 3, 5, 1)
+    return x.reshape(n * grid.num_blocks, b * b, c)
+
+
+def blocks_to_map(y, grid):
+    """Inverse of query_blocks: (N * num_blocks, b*b, C) -> (N, C, out_h, out_w)."""
+    b, c = grid.block, y.shape[2]
+    n = y.shape[0] // grid.num_blocks
+    y = y.reshape(n, grid.blocks_y, grid.blocks_x, b, b, c).transpose(0, 5, 1, 3, 2, 4)
+    y = y.reshape(n, c, grid.blocks_y * b, grid.blocks_x * b)
+    if grid.blocks_y * b != grid.out_h:
+        y = ops.narrow(y, 2, 0, grid.out_h)
+    if grid.blocks_x * b != grid.out_w:
+        y = ops.narrow(y, 3, 0, grid.out_w)
+    return y
+
+
+def window_index(grid):
+    """(b*b, k*k) int64: for query (qy, qx) of a block (row qy*b + qx) and window offset
+    j = a*k + c, the flat halo position (qy*s + a*d) * L + qx*s + c*d."""
+    b, k, s, d, L = grid.block, grid.kernel_size, grid.stride, grid.dilation, grid.halo
+    q = np.arange(b)
+    a = np.arange(k)
+    rows = q[:, None, None, None] * s + a[None, None, :, None] * d       # (b, 1, k, 1)
+    cols = q[None, :, None, None] * s + a[None, None, None, :] * d       # (1, b, 1, k)
+    return (rows * L + cols).reshape(b * b, k * k)
+
+
+def window_mask(grid, value=MASK_VALUE):
+    """(b*b, L*L) float32 additive mask: 0 at each query's k*k window positions, `value`
+    elsewhere; add it to (..., b*b, L*L) logits before a softmax over the last axis."""
+    mask = np.full((grid.block ** 2, grid.halo ** 2), value, np.float32)
+    np.put_along_axis(mask, window_index(grid), 0.0, axis=1)
+    return mask
+
+
+def window_selector(grid, dtype=np.float32):
+    """(L*L, b*b*k*k) one-hot: tiles (.., C, L*L) @ selector -> (.., C, b*b*k*k), every
+    query's window in unfold order; its transpose scatters per-window values back onto the
+    halo (for weights per window position, e.g. an aggregation)."""
+    index = window_index(grid).reshape(-1)
+    sel = np.zeros((grid.halo ** 2, index.size), dtype)
+    sel[index, np.arange(index.size)] = 1
+    return sel
