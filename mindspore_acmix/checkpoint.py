@@ -86,10 +86,20 @@ def check_state_dict(net, params, source):
                               f"not have: {_first(unexpected)}")
 
 
-def load_network_checkpoint(net, path):
-    """Load the network part of a .ckpt into `net`, strictly (see check_state_dict)."""
+def describe(path, params, model=None):
+    """How errors name a checkpoint: with the model it records when that is not `model`
+    (the config's), which is then most likely what is wrong."""
+    saved = params.get("model")
+    if model and isinstance(saved, str) and saved != model:
+        return f"checkpoint {os.fspath(path)} (a checkpoint of {saved}; the config says {model})"
+    return f"checkpoint {os.fspath(path)}"
+
+
+def load_network_checkpoint(net, path, model=None):
+    """Load the network part of a .ckpt into `net`, strictly (see check_state_dict); `model`
+    (the configured name) is named in errors when the checkpoint records another."""
     params = read_checkpoint(path)
-    check_state_dict(net, params, f"checkpoint {os.fspath(path)}")
+    check_state_dict(net, params, describe(path, params, model))
     ms.load_param_into_net(net, {p.name: params[p.name] for p in net.get_parameters()},
                            strict_load=True)
     return net

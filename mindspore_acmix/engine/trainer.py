@@ -1,4 +1,5 @@
 """Training and evaluation loops shared by train.py and eval.py."""
+import contextlib
 import fcntl
 import glob
 import math
@@ -12,12 +13,18 @@ from mindspore import Tensor, nn, ops
 
 from .. import atomic
 from .. import config as config_lib
-from ..checkpoint import CheckpointError, check_state_dict, read_checkpoint, save_checkpoint_atomic
-from ..data.pipeline import ImageFolderSplit
+from ..checkpoint import (CheckpointError, check_state_dict, describe, read_checkpoint,
+                          save_checkpoint_atomic)
+from ..data.pipeline import ImageFolderSplit, check_same_classes
 from ..factory import create_model
 from .distributed import all_gather, all_reduce_sum, init_distributed
-from .optim import build_optimizer, lr_schedule, optimizer_state
+from .optim import (MAX_WARMUP_FRACTION, build_optimizer, lr_schedule, optimizer_state,
+                    warmup_steps)
 from .report import MetricsLog, Progress
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training was stopped by a signal; the message says where and how to continue."""
 
 EPOCH_FILE = re.compile(r"epoch_(\d+)\.ckpt$")
 # Under dynamic loss scaling a step with non-finite gradients is skipped and the scale
@@ -149,12 +156,16 @@ class Trainer:
         self.train_split = ImageFolderSplit(cfg, "train", self.rank, self.world)
         self.val_split = ImageFolderSplit(cfg, "val", self.rank, self.world)
         self.steps_per_epoch = self.train_split.steps_per_epoch
-        for split in (self.train_split, self.val_split):
-            if split.ignored and self.rank == 0:
-                self.log(f"ignoring {len(split.ignored)} file(s) in {split.root}/{split.split} "
-                         f"without an image extension: {', '.join(split.ignored[:3])}"
-                         + (" ..." if len(split.ignored) > 3 else ""))
+        check_same_classes(self.train_split, self.val_split)
+        for line in self.train_split.warnings() + self.val_split.warnings():
+            if self.rank == 0:
+                self.log(line)
         self.lrs = lr_schedule(cfg, self.steps_per_epoch, self.world)
+        warmup, capped = warmup_steps(cfg, self.steps_per_epoch)
+        if capped and self.rank == 0:
+            self.log(f"warm-up shortened to {warmup / self.steps_per_epoch:.2g} epoch(s) "
+                     f"({warmup} steps): warmup_epochs {cfg['warmup_epochs']} is more than "
+                     f"{MAX_WARMUP_FRACTION:.0%} of this {cfg['epochs']}-epoch run")
         self.opt = build_optimizer(cfg, self.net, self.lrs)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
         self.train_step = TrainStep(self.net, loss_fn, self.opt, self.world,
@@ -199,7 +210,7 @@ class Trainer:
             self.log(f"resume auto: no checkpoint in {self.out}, starting from scratch")
             return
         params = read_checkpoint(path)
-        check_state_dict(self.net, params, f"checkpoint {path}")
+        check_state_dict(self.net, params, describe(path, params, self.cfg["model"]))
         state = optimizer_state(self.opt, self.net)
         missing = [p.name for p in state if p.name not in params]
         if missing or "epoch" not in params:
@@ -249,11 +260,23 @@ class Trainer:
         return float(np.mean(losses)) if losses else float("nan"), seen, skipped
 
     def fit(self):
-        """Run the remaining epochs; returns the best val top-1. Releases the output dir."""
+        """Run the remaining epochs; returns the best val top-1. Releases the output dir.
+        Interrupted (Ctrl-C, SIGTERM) says where the run stopped and how to continue it."""
         try:
             return self._fit()
+        except KeyboardInterrupt:
+            raise Interrupted(self.where_stopped()) from None
         finally:
             self.close()
+
+    def where_stopped(self):
+        done = max([int(EPOCH_FILE.search(p).group(1)) for p in epoch_checkpoints(self.out)[:1]]
+                   + [self.start_epoch])
+        where = f"in epoch {done + 1} of {self.cfg['epochs']}"
+        if done == 0:
+            return f"{where}, before any checkpoint; start it again with the same command"
+        return (f"{where}; epoch {done} is saved in {self.out}: continue with python train.py "
+                f"--resume auto --output-dir {self.out}")
 
     def close(self):
         if self.lock is not None:
@@ -265,7 +288,8 @@ class Trainer:
             self.log(f"all {cfg['epochs']} epochs are already done in {self.out}")
             return self.best_top1
         metrics_log = MetricsLog(self.out) if self.rank == 0 else None
-        progress = Progress(cfg, self.steps_per_epoch, self.world, self.log)
+        progress = Progress(cfg, self.steps_per_epoch, self.world, self.log,
+                            self.val_split.num_samples)
         self.log(f"training {cfg['model']} on {self.device} ({self.world} device(s), amp "
                  f"{self.amp}): {self.train_split.num_samples} train / "
                  f"{self.val_split.num_samples} val images, {self.steps_per_epoch} steps per "
@@ -276,6 +300,7 @@ class Trainer:
             train_loss, seen, skipped = self.train_epoch(epoch, progress)
             train_time = time.time() - start
             metrics = self.evaluator.run(epoch)
+            val_time = time.time() - start - train_time
             self.best_top1 = max(self.best_top1, metrics["top1"])
             self.check_ranks_in_sync()
             record = {"epoch": epoch + 1, "train_loss": train_loss, "val_top1": metrics["top1"],
@@ -283,8 +308,10 @@ class Trainer:
                       "val_samples": metrics["num_samples"],
                       "lr": float(self.lrs[min((epoch + 1) * self.steps_per_epoch,
                                                len(self.lrs)) - 1]),
-                      "images_per_s": seen * self.world / max(train_time, 1e-9),
-                      "epoch_time_s": time.time() - start, "skipped_images": skipped,
+                      # the live line's figure: throughput after the epoch's first step
+                      "images_per_s": progress.rate or seen * self.world / max(train_time, 1e-9),
+                      "train_time_s": train_time,
+                      "val_time_s": val_time, "epoch_time_s": time.time() - start, "skipped_images": skipped,
                       "val_skipped_images": metrics["skipped_images"]}
             progress.end_epoch(record)
             if skipped or metrics["skipped_images"]:
@@ -343,6 +370,10 @@ class OutputDirLock:
             self.fh.close()
             raise TrainingError(f"output_dir {out} is in use by another training process "
                                 f"(pid {holder}); wait for it or choose another --output-dir")
+        if not _same_file(self.path, self.fh.fileno()):
+            self.fh.close()  # its holder released and deleted it meanwhile: lock the new one
+            self.__init__(out, log)
+            return
         self.fh.seek(0)
         self.fh.truncate()
         self.fh.write(str(os.getpid()))
@@ -353,9 +384,22 @@ class OutputDirLock:
                 f"{', '.join(removed)}")
 
     def release(self):
+        """Unlock and delete .lock (deleted first: a process that opened it meanwhile sees
+        the file gone and takes a new one)."""
         if not self.fh.closed:
+            with contextlib.suppress(OSError):
+                os.remove(self.path)
             fcntl.flock(self.fh, fcntl.LOCK_UN)
             self.fh.close()
+
+
+def _same_file(path, fd):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
 
 
 def refuse_to_overwrite(out):
