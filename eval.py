@@ -8,9 +8,9 @@ import json
 import os
 import sys
 
-from mindspore_acmix.logs import quiet_mindspore
+from mindspore_acmix.startup import before_mindspore
 
-quiet_mindspore(sys.argv)  # before anything imports MindSpore
+before_mindspore(sys.argv)  # log level and signal handling, before MindSpore is imported
 
 from mindspore_acmix import cli  # noqa: E402
 from mindspore_acmix.checkpoint import load_network_checkpoint  # noqa: E402

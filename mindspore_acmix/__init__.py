@@ -8,7 +8,7 @@ _LAZY = {"create_model": "factory", "count_params": "factory", "is_model": "regi
 
 def __getattr__(name):
     # Importing the package does not import MindSpore: the scripts set MindSpore's log level
-    # (mindspore_acmix.logs), which it reads once at import, before anything imports it.
+    # (mindspore_acmix.startup), which it reads once at import, before anything imports it.
     if name in _LAZY:
         import importlib
         importlib.import_module(".factory", __name__)  # registers the model families

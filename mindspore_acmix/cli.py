@@ -1,17 +1,15 @@
 """What train.py, eval.py and export.py share: the config flags, how errors and interruptions
-reach people, and how much of MindSpore's logging they see (mindspore_acmix.logs)."""
-import _thread
+reach people (with mindspore_acmix.startup, which each script calls first)."""
 import argparse
 import os
 import signal
 import sys
-import threading
 import traceback
 
 from . import config as config_lib
 from .checkpoint import CheckpointError
 from .data.pipeline import DataError
-from .logs import VERBOSE_FLAG
+from .startup import VERBOSE_FLAG, received_signal
 from .runtime import DeviceError
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,7 +69,6 @@ def run(main, argv=None, extra_errors=()):
     """Run main(argv): a user error prints one 'error: ...' line and exits 2 (the traceback
     only with --debug); Ctrl-C exits 130, SIGTERM 143, with one line."""
     argv = sys.argv[1:] if argv is None else argv
-    signals = watch_termination()
     try:
         return main(argv)
     except USER_ERRORS + tuple(extra_errors) as exc:
@@ -80,38 +77,11 @@ def run(main, argv=None, extra_errors=()):
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt as exc:  # its message, if any, says where main() stopped
-        signum = signals[-1] if signals else signal.SIGINT
+        signum = received_signal()
         name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else "SIGTERM"
         where = f" {exc}" if str(exc) else ""
         print(f"stopped by {name}{where}", file=sys.stderr, flush=True)
         return 128 + signum
-
-
-def watch_termination():
-    """Turn SIGTERM into KeyboardInterrupt in the main thread, so that `finally` blocks run
-    (the output directory's lock and scratch folders are released). Returns the list the
-    signals are appended to: SIGTERM, or SIGINT when the SIGTERM came from this process.
-
-    MindSpore's data pipeline replaces Python's SIGINT handler with one that sends SIGTERM to
-    its own process: Ctrl-C would end the run as 'Terminated' (143) with no cleanup. SIGTERM is
-    therefore blocked in every thread (threads inherit it; forked children are unblocked) and
-    taken by one thread with sigwaitinfo, which tells a SIGTERM we sent ourselves (Ctrl-C)
-    from one sent by someone else."""
-    received = []
-    if threading.current_thread() is not threading.main_thread():
-        return received
-
-    def wait():
-        while True:
-            info = signal.sigwaitinfo({signal.SIGTERM})
-            received.append(signal.SIGINT if info.si_pid == os.getpid() else signal.SIGTERM)
-            _thread.interrupt_main()  # KeyboardInterrupt at the main thread's next check
-
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-    os.register_at_fork(after_in_child=lambda: signal.pthread_sigmask(
-        signal.SIG_UNBLOCK, {signal.SIGTERM}))
-    threading.Thread(target=wait, name="sigterm-watch", daemon=True).start()
-    return received
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -45,8 +45,8 @@ def setup_runtime(device="auto", mode="graph"):
 
 @contextlib.contextmanager
 def working_directory(path=None):
-    """Run inside `path` (created; removed afterwards if left empty), or inside a temporary
-    folder removed afterwards. MindSpore writes into the current directory (rank_0/om/
+    """Run inside `path` (created, with its parents; removed afterwards if left empty or
+    after Ctrl-C), or inside a temporary folder removed afterwards. MindSpore writes into the current directory (rank_0/om/
     analyze_fail.ir after a failed graph compile, abnormal_image.jpg for an image its decoder
     rejects, rewritten_network/ for AMP O1): the user's directory is not the place for them.
     Every path the caller holds must be absolute before entering."""
@@ -60,11 +60,15 @@ def working_directory(path=None):
         folder = os.path.dirname(folder)
     os.makedirs(path, exist_ok=True)
     os.chdir(path)
+    interrupted = False
     try:
         yield path
+    except KeyboardInterrupt:  # what MindSpore wrote then is an interrupted compile's debris
+        interrupted = True
+        raise
     finally:
         os.chdir(previous)
-        if scratch:
+        if scratch or interrupted:
             shutil.rmtree(path, ignore_errors=True)
         else:
             for folder in made:

@@ -132,11 +132,18 @@ def write_config(path, **values):
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def script_env(env=None):
+    """The environment of a user's command line: GLOG_v=3 unless `env` says otherwise (a value
+    of None removes the variable)."""
+    env = dict(os.environ, GLOG_v="3", PYTHONUNBUFFERED="1", **(env or {}))
+    return {k: v for k, v in env.items() if v is not None}
+
+
 def run_script(script, *args, cwd=None, env=None, timeout=600):
     """Run one of the repository's scripts in a fresh interpreter (a user's command line)."""
-    env = dict(os.environ, GLOG_v="3", PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable, os.path.join(REPO_DIR, script), *args],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+                          capture_output=True, text=True, env=script_env(env), cwd=cwd,
+                          timeout=timeout)
 
 
 def error_line(proc):
