@@ -163,8 +163,8 @@ class Trainer:
         self.lrs = lr_schedule(cfg, self.steps_per_epoch, self.world)
         warmup, capped = warmup_steps(cfg, self.steps_per_epoch)
         if capped and self.rank == 0:
-            self.log(f"warm-up shortened to {warmup / self.steps_per_epoch:.2g} epoch(s) "
-                     f"({warmup} steps): warmup_epochs {cfg['warmup_epochs']} is more than "
+            self.log(f"warm-up shortened to {warmup} step(s) ({warmup / self.steps_per_epoch:.2g}"
+                     f" epochs): warmup_epochs {cfg['warmup_epochs']:g} is more than "
                      f"{MAX_WARMUP_FRACTION:.0%} of this {cfg['epochs']}-epoch run")
         self.opt = build_optimizer(cfg, self.net, self.lrs)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
