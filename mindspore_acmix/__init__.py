@@ -11,6 +11,5 @@ def __getattr__(name):
     # (mindspore_acmix.startup), which it reads once at import, before anything imports it.
     if name in _LAZY:
         import importlib
-        importlib.import_module(".factory", __name__)  # registers the model families
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
