@@ -46,9 +46,10 @@ def setup_runtime(device="auto", mode="graph"):
 @contextlib.contextmanager
 def working_directory(path=None):
     """Run inside `path` (created, with its parents; removed afterwards if left empty or
-    after Ctrl-C), or inside a temporary folder removed afterwards. MindSpore writes into the current directory (rank_0/om/
-    analyze_fail.ir after a failed graph compile, abnormal_image.jpg for an image its decoder
-    rejects, rewritten_network/ for AMP O1): the user's directory is not the place for them.
+    after Ctrl-C), or inside a temporary folder removed afterwards. MindSpore writes into the
+    current directory (rank_0/om/analyze_fail.ir after a failed graph compile,
+    abnormal_image.jpg for an image its decoder rejects, rewritten_network/ for AMP O1): the
+    user's directory is not the place for them.
     Every path the caller holds must be absolute before entering."""
     previous = os.getcwd()
     scratch = path is None
@@ -70,7 +71,6 @@ def working_directory(path=None):
         os.chdir(previous)
         if scratch or interrupted:
             shutil.rmtree(path, ignore_errors=True)
-        else:
-            for folder in made:
-                with contextlib.suppress(OSError):
-                    os.rmdir(folder)  # only succeeds when nothing was written
+        for folder in made if not scratch else ():
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only succeeds when nothing was written

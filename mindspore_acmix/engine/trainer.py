@@ -22,10 +22,6 @@ from .optim import (MAX_WARMUP_FRACTION, build_optimizer, lr_schedule, optimizer
                     warmup_steps)
 from .report import MetricsLog, Progress
 
-
-class Interrupted(KeyboardInterrupt):
-    """Training was stopped by a signal; the message says where and how to continue."""
-
 EPOCH_FILE = re.compile(r"epoch_(\d+)\.ckpt$")
 # Under dynamic loss scaling a step with non-finite gradients is skipped and the scale
 # halved; this many in a row (scale divided by 2**50) means the model itself has diverged.
@@ -34,6 +30,10 @@ MAX_CONSECUTIVE_OVERFLOWS = 50
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, for example)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training was stopped by a signal; the message says where and how to continue."""
 
 
 def build_network(cfg):
@@ -173,6 +173,7 @@ class Trainer:
         self.step = ms.jit(self.train_step)
         self.evaluator = Evaluator(self.net, self.val_split, self.world)
         self.start_epoch, self.best_top1 = 0, -1.0
+        self.saved_epoch = 0  # the last epoch whose checkpoint is written
         if self.rank == 0:
             os.makedirs(self.out, exist_ok=True)
             config_lib.save(cfg, os.path.join(self.out, "config.yaml"))
@@ -270,8 +271,7 @@ class Trainer:
             self.close()
 
     def where_stopped(self):
-        done = max([int(EPOCH_FILE.search(p).group(1)) for p in epoch_checkpoints(self.out)[:1]]
-                   + [self.start_epoch])
+        done = self.saved_epoch
         where = f"in epoch {done + 1} of {self.cfg['epochs']}"
         if done == 0:
             return f"{where}, before any checkpoint; start it again with the same command"
@@ -287,6 +287,7 @@ class Trainer:
         if self.start_epoch >= cfg["epochs"]:
             self.log(f"all {cfg['epochs']} epochs are already done in {self.out}")
             return self.best_top1
+        self.saved_epoch = self.start_epoch
         metrics_log = MetricsLog(self.out) if self.rank == 0 else None
         progress = Progress(cfg, self.steps_per_epoch, self.world, self.log,
                             self.val_split.num_samples)
@@ -310,8 +311,8 @@ class Trainer:
                                                len(self.lrs)) - 1]),
                       # the live line's figure: throughput after the epoch's first step
                       "images_per_s": progress.rate or seen * self.world / max(train_time, 1e-9),
-                      "train_time_s": train_time,
-                      "val_time_s": val_time, "epoch_time_s": time.time() - start, "skipped_images": skipped,
+                      "train_time_s": train_time, "val_time_s": val_time,
+                      "epoch_time_s": time.time() - start, "skipped_images": skipped,
                       "val_skipped_images": metrics["skipped_images"]}
             progress.end_epoch(record)
             if skipped or metrics["skipped_images"]:
@@ -324,6 +325,7 @@ class Trainer:
                 if metrics_log is not None:
                     metrics_log.append(record)
                 self._save(epoch + 1, metrics)
+                self.saved_epoch = epoch + 1
             except OSError as exc:  # disk full, quota, permissions: say so, keep what is there
                 raise TrainingError(f"could not write epoch {epoch + 1}'s outputs in {self.out} "
                                     f"({exc.strerror or exc}); the files already there are "
