@@ -167,10 +167,12 @@ def test_a_failed_start_leaves_no_folder_and_no_lock(user):
 
 def test_another_models_checkpoint_is_named(user):
     work, out, _ = user
-    write_config(work / "other.yaml", model="acmix_resnet_tiny", data_dir="data")
-    line = error_line(run_script("eval.py", "--config", "other.yaml", "--checkpoint",
-                                 str(out / "best.ckpt"), cwd=work))
-    assert "(a checkpoint of resnet_tiny; the config says acmix_resnet_tiny)" in line
+    write_config(work / "other.yaml", model="acmix_resnet_tiny", data_dir="data", device="auto")
+    proc = run_script("eval.py", "--config", "other.yaml", "--checkpoint", str(out / "best.ckpt"),
+                      cwd=work, env=USER)
+    assert "(a checkpoint of resnet_tiny; the config says acmix_resnet_tiny)" in error_line(proc)
+    # the one line alone: no "Device Ascend is not available" from probing for device: auto
+    assert not any(word in proc.stderr for word in NOISE), proc.stderr
 
 
 def test_train_and_val_must_have_the_same_classes_and_empty_ones_are_named(user, tmp_path):
