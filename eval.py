@@ -8,11 +8,15 @@ import json
 import os
 import sys
 
-from mindspore_acmix import cli
-from mindspore_acmix.checkpoint import load_network_checkpoint
-from mindspore_acmix.data.pipeline import ImageFolderSplit
-from mindspore_acmix.engine.trainer import Evaluator, build_network
-from mindspore_acmix.runtime import setup_runtime, working_directory
+from mindspore_acmix.startup import before_mindspore
+
+before_mindspore(sys.argv)  # log level and signal handling, before MindSpore is imported
+
+from mindspore_acmix import cli  # noqa: E402
+from mindspore_acmix.checkpoint import load_network_checkpoint  # noqa: E402
+from mindspore_acmix.data.pipeline import ImageFolderSplit  # noqa: E402
+from mindspore_acmix.engine.trainer import Evaluator, build_network  # noqa: E402
+from mindspore_acmix.runtime import setup_runtime, working_directory  # noqa: E402
 
 
 def main(argv):
@@ -29,8 +33,12 @@ def main(argv):
     checkpoint = os.path.abspath(args.checkpoint or os.path.join(cfg["output_dir"], "best.ckpt"))
     with working_directory():
         setup_runtime(cfg["device"])
-        net = load_network_checkpoint(build_network(cfg), checkpoint, ema=args.ema)
-        metrics = Evaluator(net, ImageFolderSplit(cfg, "val"), world=1).run()
+        net = load_network_checkpoint(build_network(cfg), checkpoint, cfg["model"],
+                                      ema=args.ema)
+        split = ImageFolderSplit(cfg, "val")
+        for line in split.warnings():
+            print(line, file=sys.stderr)
+        metrics = Evaluator(net, split, world=1).run()
     if metrics["skipped_images"]:
         print(f"skipped {metrics['skipped_images']} unreadable image(s) (python -m "
               "mindspore_acmix.data.image_check FOLDER lists them)", file=sys.stderr)

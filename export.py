@@ -11,11 +11,16 @@ mindspore_acmix.deploy): the file runs on any backend and holds the trained numb
 import os
 import sys
 
-from mindspore_acmix import cli
-from mindspore_acmix.checkpoint import load_network_checkpoint
-from mindspore_acmix.deploy import ExportError, check_format, export_network, prepare_for_export
-from mindspore_acmix.engine.trainer import build_network
-from mindspore_acmix.runtime import setup_runtime, working_directory
+from mindspore_acmix.startup import before_mindspore
+
+before_mindspore(sys.argv)  # log level and signal handling, before MindSpore is imported
+
+from mindspore_acmix import cli  # noqa: E402
+from mindspore_acmix.checkpoint import load_network_checkpoint  # noqa: E402
+from mindspore_acmix.deploy import (ExportError, check_format, export_network,  # noqa: E402
+                                    prepare_for_export)
+from mindspore_acmix.engine.trainer import build_network  # noqa: E402
+from mindspore_acmix.runtime import setup_runtime, working_directory  # noqa: E402
 
 
 def main(argv):
@@ -29,7 +34,9 @@ def main(argv):
     parser.add_argument("--output", help="file name without extension (default: the model name)")
     args = parser.parse_args(argv)
     cfg = cli.resolve_config(args, {}, cli.config_beside(args.checkpoint))
+    # absolute before entering the scratch working directory
     output = os.path.abspath(args.output or cfg["model"])
+    checkpoint = os.path.abspath(args.checkpoint)
     with working_directory():
         device = setup_runtime(cfg["device"])
         fmt = check_format(args.file_format, device)
@@ -37,7 +44,7 @@ def main(argv):
         for name, value in (("--batch-size", args.batch_size), ("--image-size", size)):
             if value < 1:
                 raise ExportError(f"{name} must be a positive integer, got {value}")
-        net = load_network_checkpoint(build_network(cfg), os.path.abspath(args.checkpoint))
+        net = load_network_checkpoint(build_network(cfg), checkpoint, cfg["model"])
         path = export_network(prepare_for_export(net), fmt, args.batch_size, size, output)
     print(f"wrote {path}: {cfg['model']}, input ({args.batch_size}, 3, {size}, {size}) "
           f"float32, output ({args.batch_size}, {cfg['num_classes']}) logits", flush=True)

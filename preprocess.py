@@ -11,13 +11,19 @@ VAL_DIR holds <class>/<image> (default: the config's dataset root/val). Writes
 import os
 import sys
 
-import mindspore.dataset.transforms as T
+from mindspore_acmix.startup import before_mindspore
 
-from mindspore_acmix import cli
-from mindspore_acmix.data.image_check import IMAGE_EXTENSIONS, DataError, read_image_file
-from mindspore_acmix.data.pipeline import dataset_root, eval_transforms, split_classes
-from mindspore_acmix.deploy import (ARGS_FILE, IMAGE_DIR, infer_args, list_images, write_bin,
-                                    write_labels)
+before_mindspore(sys.argv)  # log level and signal handling, before MindSpore is imported
+
+import mindspore.dataset.transforms as T  # noqa: E402
+
+from mindspore_acmix import cli  # noqa: E402
+from mindspore_acmix.data.image_check import (IMAGE_EXTENSIONS, DataError,  # noqa: E402
+                                              read_image_file)
+from mindspore_acmix.data.pipeline import (dataset_root, eval_transforms,  # noqa: E402
+                                           split_classes)
+from mindspore_acmix.deploy import (ARGS_FILE, IMAGE_DIR, infer_args, list_images,  # noqa: E402
+                                    write_bin, write_labels)
 
 
 def main(argv):
@@ -36,7 +42,9 @@ def main(argv):
     classes = split_classes(root, split)
     if len(classes) != cfg["num_classes"]:
         raise DataError(f"{root}/{split} has {len(classes)} class folders but num_classes is "
-                        f"{cfg['num_classes']}")
+                        f"{cfg['num_classes']} in {args.config or cli.DEFAULT_CONFIG}: give "
+                        "the model's training config (run_infer_310.sh: CONFIG=...; a run of "
+                        "train.py saved its own as OUTPUT_DIR/config.yaml)")
     items = list_images(os.path.join(root, split), classes, IMAGE_EXTENSIONS)
     os.makedirs(args.output_path, exist_ok=True)
     write_labels(args.output_path, items)

@@ -6,9 +6,13 @@
 import os
 import sys
 
-from mindspore_acmix import cli
-from mindspore_acmix.engine.trainer import Trainer, TrainingError
-from mindspore_acmix.runtime import setup_runtime, working_directory
+from mindspore_acmix.startup import before_mindspore
+
+before_mindspore(sys.argv)  # log level and signal handling, before MindSpore is imported
+
+from mindspore_acmix import cli  # noqa: E402
+from mindspore_acmix.engine.trainer import Trainer, TrainingError  # noqa: E402
+from mindspore_acmix.runtime import setup_runtime, working_directory  # noqa: E402
 
 FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "output_dir": "output_dir",
          "seed": "seed", "amp_level": "amp_level"}
@@ -27,8 +31,13 @@ def main(argv):
     parser.add_argument("--stop-after", type=int, metavar="N",
                         help="stop after N epochs in this invocation (resume later)")
     args = parser.parse_args(argv)
-    cfg = cli.resolve_config(args, FLAGS)
     resume = args.resume if args.resume in (None, "auto") else os.path.abspath(args.resume)
+    if resume:
+        cfg, note = cli.resolve_resume_config(args, FLAGS, resume)
+        if note:
+            print(note, flush=True)
+    else:
+        cfg = cli.resolve_config(args, FLAGS)
     with working_directory(os.path.join(cfg["output_dir"], "runtime")):
         device = setup_runtime(cfg["device"])
         best = Trainer(cfg, device, resume=resume, stop_after=args.stop_after).fit()

@@ -19,6 +19,12 @@ def is_temporary(name):
     return name.startswith(".") and ".tmp-" in name
 
 
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _fsync_directory(directory):
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -37,6 +43,8 @@ def writing(path):
     tmp = temporary_name(path)
     try:
         yield tmp
+        # the mode any new file gets (MindSpore writes checkpoints and MindIR files 0400)
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -90,16 +90,26 @@ def check_state_dict(net, params, source):
                               f"not have: {_first(unexpected)}")
 
 
-def load_network_checkpoint(net, path, ema=False):
-    """Load the network part of a .ckpt into `net`, strictly (see check_state_dict); with
-    ema, its EMA weights (the `ema.<name>` entries of a run trained with ema: true)."""
+def describe(path, params, model=None):
+    """How errors name a checkpoint: with the model it records when that is not `model`
+    (the config's), which is then most likely what is wrong."""
+    saved = params.get("model")
+    if model and isinstance(saved, str) and saved != model:
+        return f"checkpoint {os.fspath(path)} (a checkpoint of {saved}; the config says {model})"
+    return f"checkpoint {os.fspath(path)}"
+
+
+def load_network_checkpoint(net, path, model=None, ema=False):
+    """Load the network part of a .ckpt into `net`, strictly (see check_state_dict); `model`
+    (the configured name) is named in errors when the checkpoint records another; with ema,
+    its EMA weights (the `ema.<name>` entries of a run trained with ema: true)."""
     params = read_checkpoint(path)
     if ema:
         params = {k[len(EMA_PREFIX):]: v for k, v in params.items() if k.startswith(EMA_PREFIX)}
         if not params:
             raise CheckpointError(f"checkpoint {os.fspath(path)} holds no EMA weights (it was "
                                   "not trained with ema: true)")
-    check_state_dict(net, params, f"checkpoint {os.fspath(path)}")
+    check_state_dict(net, params, describe(path, params, model))
     ms.load_param_into_net(net, {p.name: params[p.name] for p in net.get_parameters()},
                            strict_load=True)
     return net

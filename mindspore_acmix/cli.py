@@ -1,16 +1,20 @@
-"""What train.py, eval.py and export.py share: the config flags and how errors reach people."""
+"""What train.py, eval.py and export.py share: the config flags, how errors and interruptions
+reach people (with mindspore_acmix.startup, which each script calls first)."""
 import argparse
 import os
+import signal
 import sys
 import traceback
 
 from . import config as config_lib
 from .checkpoint import CheckpointError
 from .data.pipeline import DataError
+from .startup import VERBOSE_FLAG, received_signal
+from .runtime import DeviceError
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_DIR, "configs", "digits", "acmix_resnet_tiny.yaml")
-USER_ERRORS = (config_lib.ConfigError, CheckpointError, DataError)
+USER_ERRORS = (config_lib.ConfigError, CheckpointError, DataError, DeviceError)
 
 
 def add_config_arguments(parser):
@@ -21,6 +25,9 @@ def add_config_arguments(parser):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key (value read as YAML); repeatable")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument(VERBOSE_FLAG, action="store_true",
+                        help="show MindSpore's own warnings (hidden by default; GLOG_v=2 in "
+                        "the environment does the same)")
 
 
 def resolve_config(args, flag_keys, config_path=None):
@@ -35,6 +42,23 @@ def resolve_config(args, flag_keys, config_path=None):
     return config_lib.resolve(path, overrides)
 
 
+def resolve_resume_config(args, flag_keys, resume):
+    """(config, note) of a resumed run: the config.yaml the run saved (beside the checkpoint,
+    or in the output directory for 'auto') with only what this call sets explicitly (flags,
+    --set, --config) on top; `note` says which file and what changed."""
+    cfg = resolve_config(args, flag_keys)
+    saved = (config_beside(resume) if resume != "auto"
+             else config_beside(os.path.join(cfg["output_dir"], "last.ckpt")))
+    if saved is None:
+        return cfg, None
+    if args.config is None:
+        cfg = resolve_config(args, flag_keys, saved)
+    before = config_lib.resolve(saved)
+    changed = [f"{key} {before[key]!r} -> {cfg[key]!r}" for key in cfg if cfg[key] != before[key]]
+    return cfg, (f"resuming with the run's own settings ({saved})"
+                 + (f"; changed on this command line: {', '.join(changed)}" if changed else ""))
+
+
 def config_beside(checkpoint):
     """The config.yaml that train.py wrote beside `checkpoint`, or None."""
     beside = checkpoint and os.path.join(os.path.dirname(checkpoint), "config.yaml")
@@ -43,7 +67,7 @@ def config_beside(checkpoint):
 
 def run(main, argv=None, extra_errors=()):
     """Run main(argv): a user error prints one 'error: ...' line and exits 2 (the traceback
-    only with --debug)."""
+    only with --debug); Ctrl-C exits 130, SIGTERM 143, with one line."""
     argv = sys.argv[1:] if argv is None else argv
     try:
         return main(argv)
@@ -52,11 +76,23 @@ def run(main, argv=None, extra_errors=()):
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # its message, if any, says where main() stopped
+        signum = received_signal()
+        name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else "SIGTERM"
+        where = f" {exc}" if str(exc) else ""
+        print(f"stopped by {name}{where}", file=sys.stderr, flush=True)
+        return 128 + signum
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" only where the help does not already say it and X says something
+    (not None, False or an empty list)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, []) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def parser(description):
-    return argparse.ArgumentParser(description=description,
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)

@@ -75,17 +75,23 @@ def get_default_cfg(name):
     return copy.deepcopy(_DEFAULT_CFGS.get(name, {}))
 
 
+def _registered():
+    """The registry, with our model families in it (importing them registers them)."""
+    from . import models  # noqa: F401
+    return _ENTRYPOINTS
+
+
 def list_models(pattern="*"):
     """Sorted names of the registered models matching a shell-style pattern."""
-    return sorted(n for n in _ENTRYPOINTS if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n in _registered() if fnmatch.fnmatch(n, pattern))
 
 
 def is_model(name):
-    return name in _ENTRYPOINTS
+    return name in _registered()
 
 
 def model_entrypoint(name):
-    if name not in _ENTRYPOINTS:
+    if name not in _registered():
         close = difflib.get_close_matches(str(name), _ENTRYPOINTS, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown model {name!r}{hint} Known models: {', '.join(list_models())}")

@@ -10,19 +10,32 @@ import mindspore as ms
 DEVICES = ("Ascend", "GPU", "CPU")
 
 
+class DeviceError(ValueError):
+    """The requested device cannot be used by this MindSpore install."""
+
+
 def available_device():
     """The first of Ascend, GPU, CPU that this MindSpore install can use."""
-    from mindspore import device_context
     for name in DEVICES:
-        if getattr(device_context, name.lower()).is_available():
+        if _is_available(name):
             return name
     return "CPU"
 
 
+def _is_available(name):
+    from mindspore import device_context
+    return getattr(device_context, name.lower()).is_available()
+
+
 def setup_runtime(device="auto", mode="graph"):
-    """Set the device and execution mode; returns the device name in use."""
+    """Set the device and execution mode; returns the device name in use. DeviceError for a
+    device this install cannot use (MindSpore would print a traceback and its load errors)."""
     if device == "auto":
         device = available_device()
+    elif device != "CPU" and not _is_available(device):
+        raise DeviceError(f"device {device} is not available to this MindSpore install (only "
+                          f"{', '.join(d for d in DEVICES if d == 'CPU' or _is_available(d))} "
+                          "is); use --device CPU, or device: auto to pick what is there")
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
     ms.set_device(device)
     if device == "Ascend":
@@ -32,22 +45,32 @@ def setup_runtime(device="auto", mode="graph"):
 
 @contextlib.contextmanager
 def working_directory(path=None):
-    """Run inside `path` (created; removed afterwards if left empty), or inside a temporary
-    folder removed afterwards. MindSpore writes into the current directory (rank_0/om/
-    analyze_fail.ir after a failed graph compile, abnormal_image.jpg for an image its decoder
-    rejects, rewritten_network/ for AMP O1): the user's directory is not the place for them.
+    """Run inside `path` (created, with its parents; removed afterwards if left empty or
+    after Ctrl-C), or inside a temporary folder removed afterwards. MindSpore writes into the
+    current directory (rank_0/om/analyze_fail.ir after a failed graph compile,
+    abnormal_image.jpg for an image its decoder rejects, rewritten_network/ for AMP O1): the
+    user's directory is not the place for them.
     Every path the caller holds must be absolute before entering."""
     previous = os.getcwd()
     scratch = path is None
-    path = tempfile.mkdtemp(prefix="mindspore-acmix-") if scratch else path
+    path = tempfile.mkdtemp(prefix="mindspore-acmix-") if scratch else os.path.abspath(path)
+    # path, then the parents made for it (an output_dir): removed again when left empty
+    made, folder = [path], os.path.dirname(path)
+    while not scratch and not os.path.exists(folder):
+        made.append(folder)
+        folder = os.path.dirname(folder)
     os.makedirs(path, exist_ok=True)
     os.chdir(path)
+    interrupted = False
     try:
         yield path
+    except KeyboardInterrupt:  # what MindSpore wrote then is an interrupted compile's debris
+        interrupted = True
+        raise
     finally:
         os.chdir(previous)
-        if scratch:
+        if scratch or interrupted:
             shutil.rmtree(path, ignore_errors=True)
-        else:
+        for folder in made if not scratch else ():
             with contextlib.suppress(OSError):
-                os.rmdir(path)  # only succeeds when nothing was written
+                os.rmdir(folder)  # only succeeds when nothing was written

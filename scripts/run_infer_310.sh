@@ -19,7 +19,7 @@
 set -uo pipefail
 usage="usage: bash scripts/run_infer_310.sh MINDIR DATA_PATH DEVICE_ID [jpeg|bin]"
 if [ $# -lt 3 ] || [ $# -gt 4 ]; then echo "$usage" >&2; exit 2; fi
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)  # also when called through a symlink
 abspath() { (cd "$(dirname "$1")" 2>/dev/null && echo "$(pwd)/$(basename "$1")"); }
 mindir=$(abspath "$1"); data=$(abspath "$2"); device_id=$3; route=${4:-jpeg}
 config=${CONFIG:-$repo/configs/imagenet/acmix_resnet50.yaml}

@@ -1,5 +1,6 @@
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -146,11 +147,18 @@ def write_config(path, **values):
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def script_env(env=None):
+    """The environment of a user's command line: GLOG_v=3 unless `env` says otherwise (a value
+    of None removes the variable)."""
+    env = {**os.environ, "GLOG_v": "3", "PYTHONUNBUFFERED": "1", **(env or {})}
+    return {k: v for k, v in env.items() if v is not None}
+
+
 def run_script(script, *args, cwd=None, env=None, timeout=600):
     """Run one of the repository's scripts in a fresh interpreter (a user's command line)."""
-    env = dict(os.environ, GLOG_v="3", PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable, os.path.join(REPO_DIR, script), *args],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+                          capture_output=True, text=True, env=script_env(env), cwd=cwd,
+                          timeout=timeout)
 
 
 def error_line(proc):
@@ -159,3 +167,24 @@ def error_line(proc):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return errors[0]
+
+
+def readme_command(start):
+    """The README command line that begins with `start` (continuation lines joined, the
+    trailing comment dropped), as a list of words."""
+    text = open(os.path.join(REPO_DIR, "README.md"), encoding="utf-8").read().replace("\\\n", " ")
+    line = next(line for line in text.splitlines() if line.strip().startswith(start))
+    return shlex.split(line.split("  #")[0])
+
+
+def run_words(words, cwd, env=None, timeout=600):
+    """Run a README command: leading NAME=VALUE words go to the environment, `python` is this
+    interpreter."""
+    env = script_env(env)
+    while "=" in words[0]:
+        key, value = words.pop(0).split("=", 1)
+        env[key] = value
+    if words[0] == "python":
+        words[0] = sys.executable
+    return subprocess.run(words, capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=timeout)

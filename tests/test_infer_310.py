@@ -14,7 +14,7 @@ from mindspore_acmix.cli import REPO_DIR
 from mindspore_acmix.deploy import (ARGS_FILE, LABEL_FILE, RESULT_DIR, TIME_DIR, TIME_FILE,
                                     parse_infer_args, read_labels)
 
-from conftest import assert_close
+from conftest import assert_close, readme_command, run_words
 from test_training import run_script
 
 INFER_DIR = os.path.join(REPO_DIR, "ascend310_infer")
@@ -51,7 +51,9 @@ def test_cpp_program_type_checks_against_mindspore_headers():
 
 def run_flow(mindir, data, route, cwd, config):
     env = dict(os.environ, GLOG_v="3", INFER_BACKEND="python", PYTHON=sys.executable,
-               CONFIG=config)
+               CONFIG=config or "")
+    if config is None:
+        del env["CONFIG"]
     return subprocess.run(["bash", os.path.join(REPO_DIR, "scripts", "run_infer_310.sh"),
                            str(mindir), str(data), "0", route],
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=900)
@@ -62,9 +64,13 @@ def last_json(text):
 
 
 def test_flow_on_digits_reports_eval_accuracy(tmp_path):
-    """train.py (1 epoch at a gentle lr, eval resize 36 -> crop 32) -> eval.py -> export.py ->
-    the flow by both routes; the Python twin writes what the C++ program writes."""
-    out = tmp_path / "run"
+    """train.py (1 epoch at a gentle lr, eval resize 36 -> crop 32) -> eval.py -> the README's
+    export and 310 commands, verbatim but for the placeholders, from a directory laid out
+    like the clone -> the flow by both routes; the Python twin writes what the C++ program
+    writes."""
+    for name in ("configs", "export.py"):
+        os.symlink(os.path.join(REPO_DIR, name), tmp_path / name)
+    out = tmp_path / "outputs" / "acmix_resnet_tiny_digits"  # where the README's export reads
     proc = run_script("train.py", "--config", TINY_CONFIG, "--epochs", "1", "--output-dir",
                       str(out), "--set", "device=CPU", "--set", "eval_resize=36", "--set",
                       "lr=0.02", "--set", "warmup_epochs=0", cwd=tmp_path)
@@ -73,8 +79,10 @@ def test_flow_on_digits_reports_eval_accuracy(tmp_path):
     proc = run_script("eval.py", "--checkpoint", str(ckpt), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     expected = last_json(proc.stdout)
-    proc = run_script("export.py", "--checkpoint", str(ckpt), "--output", "net", cwd=tmp_path)
+    proc = run_words(readme_command("python export.py --config configs/digits/"), tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    mindir = tmp_path / "acmix_tiny.mindir"
+    assert mindir.is_file()
     from mindspore_acmix.data.digits import ensure_digits
     val = os.path.join(ensure_digits(None), "val")
     n = sum(len(files) for _, _, files in os.walk(val))
@@ -82,7 +90,11 @@ def test_flow_on_digits_reports_eval_accuracy(tmp_path):
     for route in ("bin", "jpeg"):
         work = tmp_path / route
         work.mkdir()
-        proc = run_flow(tmp_path / "net.mindir", val, route, work, str(out / "config.yaml"))
+        os.symlink(os.path.join(REPO_DIR, "scripts"), work / "scripts")
+        words = [{"CONFIG=C": f"CONFIG={out / 'config.yaml'}", "net.mindir": str(mindir),
+                  "/data/imagenet/val": val, "jpeg": route}.get(word, word)
+                 for word in readme_command("CONFIG=C bash scripts/run_infer_310.sh")]
+        proc = run_words(words, work, env={"INFER_BACKEND": "python", "PYTHON": sys.executable})
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         got = last_json((work / "acc.log").read_text())
         assert got["num_samples"] == expected["num_samples"] == n
@@ -110,7 +122,8 @@ def test_flow_on_digits_reports_eval_accuracy(tmp_path):
     for name in results:
         assert_close(np.fromfile(tmp_path / "jpeg" / RESULT_DIR / name, np.float32),
                      np.fromfile(tmp_path / "bin" / RESULT_DIR / name, np.float32), 1e-5, name)
-    assert sorted(os.listdir(tmp_path)) == ["bin", "jpeg", "net.mindir", "run"]
+    assert sorted(os.listdir(tmp_path)) == ["acmix_tiny.mindir", "bin", "configs", "export.py",
+                                            "jpeg", "outputs"]
 
 
 def test_flow_stops_at_the_first_failing_stage(tmp_path):
@@ -123,3 +136,10 @@ def test_flow_stops_at_the_first_failing_stage(tmp_path):
     assert not (tmp_path / "infer.log").exists() and not (tmp_path / "acc.log").exists()
     proc = run_flow(tmp_path / "missing.mindir", tmp_path / "empty", "bin", tmp_path, TINY_CONFIG)
     assert proc.returncode == 2 and "error: MindIR" in proc.stderr
+    # without CONFIG the recipe is acmix_resnet50's (1000 classes): the error says what sets it
+    (tmp_path / "empty" / "class_0").mkdir()
+    (tmp_path / "empty" / "class_0" / "a.png").write_bytes(b"")
+    proc = run_flow(tmp_path / "net.mindir", tmp_path / "empty", "bin", tmp_path, None)
+    assert proc.returncode == 1
+    assert "has 1 class folders but num_classes is 1000 in " in proc.stderr
+    assert "give the model's training config (run_infer_310.sh: CONFIG=...;" in proc.stderr

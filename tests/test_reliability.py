@@ -399,7 +399,7 @@ def test_broken_images_are_skipped_counted_and_leave_no_stray_files(broken_folde
     assert "ignoring 1 file(s) in" in proc.stdout and "class_0/README.txt" in proc.stdout
     assert "epoch 1: skipped 5 unreadable train and 1 val image(s)" in proc.stdout
     assert os.listdir(work) == [] and home_files(home) == []
-    assert sorted(os.listdir(out)) == [".lock", "best.ckpt", "config.yaml", "curves.png",
+    assert sorted(os.listdir(out)) == ["best.ckpt", "config.yaml", "curves.png",
                                        "epoch_0001.ckpt", "last.ckpt", "metrics.jsonl"]
 
     proc = run_script("train.py", "--config", cfg, "--output-dir", str(tmp_path / "fatal"),

@@ -1,5 +1,3 @@
-"""Datasets: ImageFolder pipelines and the built-in digits data."""
-from .digits import ensure_digits
-from .pipeline import DataError, ImageFolderSplit
-
-__all__ = ["ensure_digits", "ImageFolderSplit", "DataError"]
+"""Datasets: ImageFolder pipelines (data.pipeline), image checks (data.image_check) and the
+built-in digits data (data.digits). Nothing is imported here, so that `python -m
+mindspore_acmix.data.image_check` runs without importing MindSpore (or itself twice)."""

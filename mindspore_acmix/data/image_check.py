@@ -171,18 +171,51 @@ def find_bad_images(folder):
     return bad
 
 
+def _is_split(folder):
+    """True when a class sub-folder of `folder` holds an image file."""
+    return any(is_image_name(name) for cls in _subfolders(folder)
+               for name in os.listdir(os.path.join(folder, cls)))
+
+
+def _subfolders(folder):
+    return sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+
+
+def split_folders(folder):
+    """`folder` itself when it is a split (<class>/<image>), else the splits under it (a
+    dataset root holding train/ and val/)."""
+    if _is_split(folder):
+        return [folder]
+    return [os.path.join(folder, d) for d in _subfolders(folder)
+            if _is_split(os.path.join(folder, d))]
+
+
 def main(argv=None):
     """python -m mindspore_acmix.data.image_check FOLDER: list the images the pipeline would
-    skip (FOLDER is a split, e.g. imagenet/train); exit status 1 when there are any."""
+    skip in FOLDER (a split such as imagenet/train, or a dataset root: every split in it);
+    exit status 1 when there are any, 2 when FOLDER holds no ImageFolder split."""
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1 or not os.path.isdir(argv[0]):
-        print("usage: python -m mindspore_acmix.data.image_check SPLIT_FOLDER", file=sys.stderr)
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print("usage: python -m mindspore_acmix.data.image_check FOLDER  (a split such as "
+              "DATA/train, or a dataset root: every split in it)", file=sys.stderr)
         return 2
-    bad = find_bad_images(argv[0])
-    for path, problem in bad:
-        print(f"{path}: {problem}")
-    print(f"{len(bad)} unreadable image(s) in {argv[0]}", file=sys.stderr)
-    return 1 if bad else 0
+    folder = argv[0]
+    if not os.path.isdir(folder):
+        print(f"error: folder {folder} does not exist", file=sys.stderr)
+        return 2
+    splits = split_folders(folder)
+    if not splits:
+        print(f"error: {folder} holds no <class>/<image> files, nor splits (train/, val/) "
+              "that do", file=sys.stderr)
+        return 2
+    total = 0
+    for split in splits:
+        bad = find_bad_images(split)
+        for path, problem in bad:
+            print(f"{path}: {problem}")
+        print(f"{len(bad)} unreadable image(s) in {split}", file=sys.stderr)
+        total += len(bad)
+    return 1 if total else 0
 
 
 if __name__ == "__main__":

@@ -32,23 +32,42 @@ def split_classes(root, split):
 
 
 def scan_split(root, split):
-    """(sorted class folder names, [class/file] that are not images by their extension) of
-    `root/split`; DataError when it is missing or holds no images."""
+    """(sorted class folder names, [class/file] that are not images by their extension,
+    [class folders without images]) of `root/split`; DataError when it is missing or holds no
+    images."""
     folder = os.path.join(root, split)
     if not os.path.isdir(folder):
         raise DataError(f"dataset folder {folder} does not exist (expected {root}/{split}/"
                         "<class>/<image>)")
     classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
-    images, ignored = 0, []
+    images, ignored, empty = 0, [], []
     for c in classes:
+        found = images
         for f in sorted(os.listdir(os.path.join(folder, c))):
             if is_image_name(f):
                 images += 1
             else:  # README.txt, .DS_Store, .Jpg: ImageFolderDataset does not read them
                 ignored.append(f"{c}/{f}")
+        if images == found:
+            empty.append(c)
     if not classes or images == 0:
         raise DataError(f"dataset folder {folder} holds no images in class sub-folders")
-    return classes, ignored
+    return classes, ignored, empty
+
+
+def _listing(names, limit=3):
+    return ", ".join(names[:limit]) + (" ..." if len(names) > limit else "")
+
+
+def check_same_classes(train, val):
+    """DataError unless two ImageFolderSplits have the same class folders: a label is the
+    index of its folder in sorted order, so any difference mislabels one split."""
+    if train.classes != val.classes:
+        only = [f"only in {s.split}: {_listing(sorted(set(s.classes) - set(o.classes))) or '-'}"
+                for s, o in ((train, val), (val, train))]
+        raise DataError(f"{train.root}/{train.split} and {val.root}/{val.split} have different "
+                        f"class folders ({'; '.join(only)}): labels are the index of a class "
+                        "folder in sorted order, so both need the same ones")
 
 
 class SampleCounter:
@@ -94,7 +113,7 @@ class ImageFolderSplit:
         self.cfg, self.split, self.rank, self.world = cfg, split, rank, world
         self.train = split == "train"
         self.root = dataset_root(cfg)
-        self.classes, self.ignored = scan_split(self.root, split)
+        self.classes, self.ignored, self.empty_classes = scan_split(self.root, split)
         if len(self.classes) != cfg["num_classes"]:
             raise DataError(f"{self.root}/{split} has {len(self.classes)} class folders but "
                             f"num_classes is {cfg['num_classes']}")
@@ -104,6 +123,19 @@ class ImageFolderSplit:
         if self.train and len(self.indices) < cfg["batch_size"]:
             raise DataError(f"{self.root}/train has {self.num_samples} images: fewer than one "
                             f"batch of {cfg['batch_size']} per device")
+
+    def warnings(self):
+        """Lines worth telling the user about this split's folders."""
+        where = f"{self.root}/{self.split}"
+        lines = []
+        if self.ignored:
+            lines.append(f"ignoring {len(self.ignored)} file(s) in {where} without an image "
+                         f"extension: {_listing(self.ignored)}")
+        if self.empty_classes:
+            lines.append(f"warning: {len(self.empty_classes)} class folder(s) of {where} hold "
+                         f"no images: {_listing(self.empty_classes)} (the model still has an "
+                         "output for each; add images or remove the folder)")
+        return lines
 
     @property
     def steps_per_epoch(self):

@@ -14,12 +14,24 @@ def scaled_lr(cfg, world):
             / cfg["lr_batch_size"])
 
 
+# A recipe's warm-up is meant for its full length: a shortened run (--epochs 1) warms up for
+# at most this fraction of its steps, so that it still trains at the peak rate for a while.
+MAX_WARMUP_FRACTION = 0.2
+
+
+def warmup_steps(cfg, steps_per_epoch):
+    """(warm-up steps of the run, True when warmup_epochs was capped to MAX_WARMUP_FRACTION)."""
+    asked = int(round(cfg["warmup_epochs"] * steps_per_epoch))
+    cap = int(MAX_WARMUP_FRACTION * cfg["epochs"] * steps_per_epoch)
+    return min(asked, cap), asked > cap
+
+
 def lr_schedule(cfg, steps_per_epoch, world):
-    """Per-step learning rates of the whole run: linear warmup from warmup_start_factor * lr,
-    then cosine to min_lr."""
+    """Per-step learning rates of the whole run: linear warmup from warmup_start_factor * lr
+    (see warmup_steps), then cosine to min_lr."""
     peak = scaled_lr(cfg, world)
     total = cfg["epochs"] * steps_per_epoch
-    warmup = min(int(round(cfg["warmup_epochs"] * steps_per_epoch)), total)
+    warmup = warmup_steps(cfg, steps_per_epoch)[0]
     lrs = np.empty(total, np.float64)
     start = cfg["warmup_start_factor"]
     for t in range(total):

@@ -9,30 +9,50 @@ from .. import atomic
 
 class Progress:
     """A live line (epoch, step, loss, lr, images/s, ETA): rewritten in place on a terminal,
-    one line every log_interval steps otherwise."""
+    one line every log_interval steps otherwise.
 
-    def __init__(self, cfg, steps_per_epoch, world, log=print):
+    images/s is the training throughput since the epoch's first step (that step also
+    compiles the graph and starts the data pipeline); metrics.jsonl records the same figure.
+    The ETA covers the remaining steps and the remaining validations: the last one measured,
+    or before any, the validation images at three times the training rate (a forward pass
+    is about a third of a training step)."""
+
+    def __init__(self, cfg, steps_per_epoch, world, log=print, val_samples=0):
         self.cfg, self.steps, self.world, self.log = cfg, steps_per_epoch, world, log
+        self.val_samples = val_samples
         self.tty = sys.stdout.isatty()
         self.start = None
         self.done = 0
+        self.rate = 0.0
+        self.val_seconds = None
 
     def update(self, epoch, step, loss, lr):
         now = time.time()
         if self.start is None or step == 1:
             self.start, self.done = now, 0
-        self.done += 1
-        rate = self.done * self.cfg["batch_size"] * self.world / max(now - self.start, 1e-9)
-        remaining = (self.cfg["epochs"] - epoch - 1) * self.steps + (self.steps - step)
-        eta = remaining * self.cfg["batch_size"] * self.world / max(rate, 1e-9)
+        else:
+            self.done += 1
+        images = self.done * self.cfg["batch_size"] * self.world
+        self.rate = images / max(now - self.start, 1e-9) if self.done else 0.0
         line = (f"epoch {epoch + 1}/{self.cfg['epochs']} step {step}/{self.steps} "
-                f"loss {loss:.4f} lr {lr:.3e} {rate:.1f} img/s ETA {format_seconds(eta)}")
+                f"loss {loss:.4f} lr {lr:.3e} {self.rate:.1f} img/s ETA "
+                f"{format_seconds(self.eta(epoch, step)) if self.rate else '-'}")
         if self.tty:
             print("\r" + line, end="", flush=True)
         elif step % self.cfg["log_interval"] == 0 or step == self.steps:
             self.log(line)
 
+    def eta(self, epoch, step):
+        """Seconds left after `step` of `epoch` (0-based epoch, 1-based step)."""
+        steps_left = (self.cfg["epochs"] - epoch - 1) * self.steps + (self.steps - step)
+        train = steps_left * self.cfg["batch_size"] * self.world / self.rate
+        val = self.val_seconds
+        if val is None:
+            val = self.val_samples / (3 * self.rate)
+        return train + (self.cfg["epochs"] - epoch) * val
+
     def end_epoch(self, record):
+        self.val_seconds = record["val_time_s"]
         if self.tty:
             print()
         self.log(f"epoch {record['epoch']}/{self.cfg['epochs']}: train loss "

@@ -1,4 +1,5 @@
 """Training and evaluation loops shared by train.py and eval.py."""
+import contextlib
 import fcntl
 import glob
 import math
@@ -12,14 +13,16 @@ from mindspore import Tensor, nn, ops
 
 from .. import atomic
 from .. import config as config_lib
-from ..checkpoint import CheckpointError, check_state_dict, read_checkpoint, save_checkpoint_atomic
-from ..data.pipeline import ImageFolderSplit
+from ..checkpoint import (CheckpointError, check_state_dict, describe, read_checkpoint,
+                          save_checkpoint_atomic)
+from ..data.pipeline import ImageFolderSplit, check_same_classes
 from ..factory import create_model
 from ..tools.rates import write_figure_of_network
 from .accumulate import GradAccumulator, updates_per_epoch
 from .distributed import all_gather, all_reduce_sum, init_distributed
 from .ema import EMA, ema_weights
-from .optim import build_optimizer, lr_schedule, optimizer_state
+from .optim import (MAX_WARMUP_FRACTION, build_optimizer, lr_schedule, optimizer_state,
+                    warmup_steps)
 from .report import MetricsLog, Progress
 from .sync_bn import check_sync_bn, convert_sync_batchnorm
 
@@ -31,6 +34,10 @@ MAX_CONSECUTIVE_OVERFLOWS = 50
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, for example)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training was stopped by a signal; the message says where and how to continue."""
 
 
 def build_network(cfg):
@@ -163,13 +170,17 @@ class Trainer:
         self.train_split = ImageFolderSplit(cfg, "train", self.rank, self.world)
         self.val_split = ImageFolderSplit(cfg, "val", self.rank, self.world)
         self.steps_per_epoch = self.train_split.steps_per_epoch
-        for split in (self.train_split, self.val_split):
-            if split.ignored and self.rank == 0:
-                self.log(f"ignoring {len(split.ignored)} file(s) in {split.root}/{split.split} "
-                         f"without an image extension: {', '.join(split.ignored[:3])}"
-                         + (" ..." if len(split.ignored) > 3 else ""))
-        self.lrs = lr_schedule(cfg, updates_per_epoch(self.steps_per_epoch,
-                                                      cfg["accumulate_steps"]), self.world)
+        check_same_classes(self.train_split, self.val_split)
+        for line in self.train_split.warnings() + self.val_split.warnings():
+            if self.rank == 0:
+                self.log(line)
+        updates = updates_per_epoch(self.steps_per_epoch, cfg["accumulate_steps"])
+        self.lrs = lr_schedule(cfg, updates, self.world)
+        warmup, capped = warmup_steps(cfg, updates)
+        if capped and self.rank == 0:
+            self.log(f"warm-up shortened to {warmup} step(s) ({warmup / updates:.2g}"
+                     f" epochs): warmup_epochs {cfg['warmup_epochs']:g} is more than "
+                     f"{MAX_WARMUP_FRACTION:.0%} of this {cfg['epochs']}-epoch run")
         self.opt = build_optimizer(cfg, self.net, self.lrs)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
         self.train_step = TrainStep(self.net, loss_fn, self.opt, self.world,
@@ -181,6 +192,7 @@ class Trainer:
         self.step = ms.jit(self.train_step)
         self.evaluator = Evaluator(self.net, self.val_split, self.world)
         self.start_epoch, self.best_top1 = 0, -1.0
+        self.saved_epoch = 0  # the last epoch whose checkpoint is written
         if self.rank == 0:
             os.makedirs(self.out, exist_ok=True)
             config_lib.save(cfg, os.path.join(self.out, "config.yaml"))
@@ -218,7 +230,7 @@ class Trainer:
             self.log(f"resume auto: no checkpoint in {self.out}, starting from scratch")
             return
         params = read_checkpoint(path)
-        check_state_dict(self.net, params, f"checkpoint {path}")
+        check_state_dict(self.net, params, describe(path, params, self.cfg["model"]))
         state = optimizer_state(self.opt, self.net)
         missing = [p.name for p in state if p.name not in params]
         if missing or "epoch" not in params:
@@ -295,11 +307,22 @@ class Trainer:
         return float(np.mean(losses)) if losses else float("nan"), seen, skipped
 
     def fit(self):
-        """Run the remaining epochs; returns the best val top-1. Releases the output dir."""
+        """Run the remaining epochs; returns the best val top-1. Releases the output dir.
+        Interrupted (Ctrl-C, SIGTERM) says where the run stopped and how to continue it."""
         try:
             return self._fit()
+        except KeyboardInterrupt:
+            raise Interrupted(self.where_stopped()) from None
         finally:
             self.close()
+
+    def where_stopped(self):
+        done = self.saved_epoch
+        where = f"in epoch {done + 1} of {self.cfg['epochs']}"
+        if done == 0:
+            return f"{where}, before any checkpoint; start it again with the same command"
+        return (f"{where}; epoch {done} is saved in {self.out}: continue with python train.py "
+                f"--resume auto --output-dir {self.out}")
 
     def close(self):
         if self.lock is not None:
@@ -310,8 +333,10 @@ class Trainer:
         if self.start_epoch >= cfg["epochs"]:
             self.log(f"all {cfg['epochs']} epochs are already done in {self.out}")
             return self.best_top1
+        self.saved_epoch = self.start_epoch
         metrics_log = MetricsLog(self.out) if self.rank == 0 else None
-        progress = Progress(cfg, self.steps_per_epoch, self.world, self.log)
+        progress = Progress(cfg, self.steps_per_epoch, self.world, self.log,
+                            self.val_split.num_samples)
         self.log(f"training {cfg['model']} on {self.device} ({self.world} device(s), amp "
                  f"{self.amp}): {self.train_split.num_samples} train / "
                  f"{self.val_split.num_samples} val images, {self.steps_per_epoch} steps per "
@@ -322,6 +347,7 @@ class Trainer:
             train_loss, seen, skipped = self.train_epoch(epoch, progress)
             train_time = time.time() - start
             metrics = self.evaluator.run(epoch)
+            val_time = time.time() - start - train_time
             self.best_top1 = max(self.best_top1, metrics["top1"])
             self.check_ranks_in_sync()
             record = {"epoch": epoch + 1, "train_loss": train_loss, "val_top1": metrics["top1"],
@@ -329,7 +355,9 @@ class Trainer:
                       "val_samples": metrics["num_samples"],
                       "lr": float(self.lrs[min((epoch + 1) * self.steps_per_epoch,
                                                len(self.lrs)) - 1]),
-                      "images_per_s": seen * self.world / max(train_time, 1e-9),
+                      # the live line's figure: throughput after the epoch's first step
+                      "images_per_s": progress.rate or seen * self.world / max(train_time, 1e-9),
+                      "train_time_s": train_time, "val_time_s": val_time,
                       "epoch_time_s": time.time() - start, "skipped_images": skipped,
                       "val_skipped_images": metrics["skipped_images"]}
             progress.end_epoch(record)
@@ -345,6 +373,7 @@ class Trainer:
                     metrics_log.append(record)
                     write_figure_of_network(self.net, self.out)  # rates.png of ACmix models
                 self._save(epoch + 1, metrics)
+                self.saved_epoch = epoch + 1
             except OSError as exc:  # disk full, quota, permissions: say so, keep what is there
                 raise TrainingError(f"could not write epoch {epoch + 1}'s outputs in {self.out} "
                                     f"({exc.strerror or exc}); the files already there are "
@@ -391,6 +420,10 @@ class OutputDirLock:
             self.fh.close()
             raise TrainingError(f"output_dir {out} is in use by another training process "
                                 f"(pid {holder}); wait for it or choose another --output-dir")
+        if not _same_file(self.path, self.fh.fileno()):
+            self.fh.close()  # its holder released and deleted it meanwhile: lock the new one
+            self.__init__(out, log)
+            return
         self.fh.seek(0)
         self.fh.truncate()
         self.fh.write(str(os.getpid()))
@@ -401,9 +434,22 @@ class OutputDirLock:
                 f"{', '.join(removed)}")
 
     def release(self):
+        """Unlock and delete .lock (deleted first: a process that opened it meanwhile sees
+        the file gone and takes a new one)."""
         if not self.fh.closed:
+            with contextlib.suppress(OSError):
+                os.remove(self.path)
             fcntl.flock(self.fh, fcntl.LOCK_UN)
             self.fh.close()
+
+
+def _same_file(path, fd):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
 
 
 def refuse_to_overwrite(out):

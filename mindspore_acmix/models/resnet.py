@@ -4,7 +4,7 @@
 Names mirror the official modules (conv1, bn1, layer1.0.conv2.rate1, downsample.0, fc),
 so official weights map one to one (see mindspore_acmix.convert).
 """
-from mindspore import nn
+from mindspore import nn, ops
 from mindspore.common.initializer import HeNormal, One, Zero, initializer
 
 from ..layers import ACmix
@@ -12,6 +12,24 @@ from ..layers.conv import SameConv2d
 from ..layers.transformer import DropPath, linspace
 from ..registry import register_model
 from .base import ACMIX_TABLE, Backbone, feature, model_cfg, paper
+
+
+class StemMaxPool(nn.Cell):
+    """torch's MaxPool2d(3, 2, padding=1) as a -inf border (concatenations) and an unpadded
+    max-pool: same numbers forward and backward, but MindSpore lowers a padded nn.MaxPool2d
+    to MaxPool3DWithArgmax, which its ONNX exporter cannot translate."""
+
+    def __init__(self, kernel_size=3, stride=2, padding=1):
+        super().__init__()
+        self.padding = padding
+        self.pool = nn.MaxPool2d(kernel_size, stride, pad_mode="valid")
+
+    def construct(self, x):
+        p = self.padding
+        rows = ops.zeros_like(x[:, :, :p, :]) + float("-inf")
+        x = ops.concat((rows, x, rows), 2)
+        cols = ops.zeros_like(x[:, :, :, :p]) + float("-inf")
+        return self.pool(ops.concat((cols, x, cols), 3))
 
 
 def conv1x1(in_planes, out_planes, stride=1):
@@ -92,7 +110,7 @@ class ResNet(Backbone):
             self.maxpool = nn.Identity()
         else:
             self.conv1 = SameConv2d(in_chans, width, 7, stride=2)
-            self.maxpool = nn.MaxPool2d(3, 2, pad_mode="pad", padding=1)
+            self.maxpool = StemMaxPool(3, 2, padding=1)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU()
         dpr = iter(linspace(0.0, drop_path_rate, sum(layers)))
