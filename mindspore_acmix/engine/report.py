@@ -8,28 +8,32 @@ from .. import atomic
 
 
 class Progress:
-    """A live line (epoch, step, loss, lr, images/s, ETA): rewritten in place on a terminal,
-    one line every log_interval steps otherwise."""
+    """A live line (epoch, step, loss, lr, images/s, ETA) at the steps the trainer reads
+    back (every log_interval steps and the last of an epoch): rewritten in place on a
+    terminal, one line each otherwise."""
 
     def __init__(self, cfg, steps_per_epoch, world, log=print):
         self.cfg, self.steps, self.world, self.log = cfg, steps_per_epoch, world, log
         self.tty = sys.stdout.isatty()
-        self.start = None
-        self.done = 0
+        self.start, self.start_step = None, 0
+
+    def begin(self):
+        """Time the epoch from here: after its first step, which may compile the graph."""
+        self.start, self.start_step = time.time(), 1
 
     def update(self, epoch, step, loss, lr):
         now = time.time()
-        if self.start is None or step == 1:
-            self.start, self.done = now, 0
-        self.done += 1
-        rate = self.done * self.cfg["batch_size"] * self.world / max(now - self.start, 1e-9)
+        if self.start is None:
+            self.begin()
+        images = (step - self.start_step) * self.cfg["batch_size"] * self.world
+        rate = images / max(now - self.start, 1e-9)
         remaining = (self.cfg["epochs"] - epoch - 1) * self.steps + (self.steps - step)
         eta = remaining * self.cfg["batch_size"] * self.world / max(rate, 1e-9)
         line = (f"epoch {epoch + 1}/{self.cfg['epochs']} step {step}/{self.steps} "
                 f"loss {loss:.4f} lr {lr:.3e} {rate:.1f} img/s ETA {format_seconds(eta)}")
         if self.tty:
             print("\r" + line, end="", flush=True)
-        elif step % self.cfg["log_interval"] == 0 or step == self.steps:
+        else:
             self.log(line)
 
     def end_epoch(self, record):
