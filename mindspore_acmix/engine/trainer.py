@@ -142,6 +142,8 @@ class Trainer:
         self.cfg, self.device, self.log = cfg, device, log
         self.stop_after = stop_after
         self.rank, self.world = init_distributed()
+        if self.world > 1:  # the launcher names a dead worker by these
+            log(f"rank {self.rank} of {self.world}, pid {os.getpid()}")
         self.out = os.path.abspath(cfg["output_dir"])
         self.amp = resolve_amp(cfg, device)
         if not resume:
