@@ -41,7 +41,7 @@ def describe(code):
 
 
 def lost_workers(log_dir, node_rank):
-    """[(rank or None, text)] of the workers this job lost, first cause first."""
+    """[(rank or None, pid or None, what happened)] of the workers this job lost."""
     ranks = {}
     for path in glob.glob(os.path.join(log_dir, "worker_*.log")):
         for rank, pid in RANK_PID.findall(_read(path)):
@@ -49,20 +49,23 @@ def lost_workers(log_dir, node_rank):
     launcher = _read(os.path.join(log_dir, f"msrun_node_{node_rank}.log"))
     timed_out = sorted({int(r) for r in TIMED_OUT.findall(
         launcher + _read(os.path.join(log_dir, "scheduler.log")))})
-    lost = [(rank, "stopped answering the scheduler (its process or node died)")
-            for rank in timed_out]
+    lost = []
     for pid, code in EXIT.findall(launcher):
         code, rank = int(code), ranks.get(pid)
-        if code in ORDERLY or (code == -signal.SIGTERM and timed_out) or rank in timed_out:
+        if code in ORDERLY or (code == -signal.SIGTERM and timed_out and rank not in timed_out):
             continue  # its own error line is in its log; or stopped because of another
-        lost.append((rank, f"(pid {pid}) {describe(code)}"))
+        lost.append((rank, pid, describe(code)))
+    named = {rank for rank, _, _ in lost}
+    lost += [(rank, None, "stopped answering the scheduler (its process or node died)")
+             for rank in timed_out if rank not in named]
     return lost
 
 
 def main(argv):
     log_dir, node_rank = argv[0], int(argv[1])
-    for rank, text in lost_workers(log_dir, node_rank):
+    for rank, pid, text in lost_workers(log_dir, node_rank):
         who = f"worker rank {rank}" if rank is not None else "a worker"
+        who += f" (pid {pid})" if pid else ""
         print(f"error: lost {who}: it {text}; the job was stopped (logs in {log_dir}); "
               "run the same command with --resume auto to continue from the last "
               "checkpoint", file=sys.stderr)
