@@ -14,7 +14,7 @@
 # Every worker builds identical initial weights and reads its own shard of each epoch;
 # gradients are averaged, metrics are summed over workers, and global rank 0 (on node 0)
 # writes the checkpoints: the output directory must be on a file system every node reads.
-# If a worker dies, the job stops and the line "error: worker rank R ..." names it.
+# If a worker dies, the job stops and the line "error: lost worker rank R ..." names it.
 set -uo pipefail
 usage="usage: bash scripts/run_distribute_train.sh NUM_WORKERS CONFIG [train.py arguments]"
 die() { echo "error: $*" >&2; exit 2; }
@@ -62,8 +62,10 @@ log_dir=${LOG_DIR:-outputs/msrun_log}
 mkdir -p "$log_dir" || die "cannot create LOG_DIR $log_dir"
 total=$((workers * nodes))
 echo "node $node_rank of $nodes: $workers of $total workers, scheduler $addr:$port, logs in $log_dir"
-msrun --worker_num="$total" --local_worker_num="$workers" --node_rank="$node_rank" \
-    --master_addr="$addr" --master_port="$port" --join=True --log_dir="$log_dir" \
+# msrun itself, but with the scheduler on node 0 only (see msrun_node.py)
+python "$repo/scripts/msrun_node.py" --worker_num="$total" --local_worker_num="$workers" \
+    --node_rank="$node_rank" --master_addr="$addr" --master_port="$port" --join=True \
+    --log_dir="$log_dir" \
     "$repo/train.py" --config "$config" "$@" 2>&1 | tee "$log_dir/msrun_node_$node_rank.log"
 status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then
