@@ -51,39 +51,42 @@ def _probability(name, value):
         raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
 
 
-class DropPath(nn.Cell):
-    """Stochastic depth: in training, zero whole samples with probability `drop_prob` and
-    rescale the rest by 1 / (1 - drop_prob); identity in evaluation."""
+class _KeyedDrop(nn.Cell):
+    """Zero parts of the input with probability `p` in training and rescale the rest by
+    1 / (1 - p); identity in evaluation. Subclasses say which parts (mask_shape)."""
 
-    def __init__(self, drop_prob=0.0):
+    def __init__(self, name, p):
         super().__init__()
-        _probability("drop_path", drop_prob)
-        self.drop_prob = float(drop_prob)
-        self.keep_prob = 1.0 - self.drop_prob
-
-    def construct(self, x):
-        if not self.training or self.drop_prob == 0.0:
-            return x
-        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-        mask = (keyed_uniform(shape) < self.keep_prob).astype(x.dtype)
-        return x / self.keep_prob * mask
-
-
-class Dropout(nn.Cell):
-    """Element-wise dropout with probability `p`, scaled by 1 / (1 - p); identity in
-    evaluation (nn.Dropout's interface, keyed draws)."""
-
-    def __init__(self, p=0.5):
-        super().__init__()
-        _probability("dropout", p)
+        _probability(name, p)
         self.p = float(p)
         self.keep_prob = 1.0 - self.p
+
+    def mask_shape(self, x):
+        return x.shape
 
     def construct(self, x):
         if not self.training or self.p == 0.0:
             return x
-        mask = (keyed_uniform(x.shape) < self.keep_prob).astype(x.dtype)
+        mask = (keyed_uniform(self.mask_shape(x)) < self.keep_prob).astype(x.dtype)
         return x / self.keep_prob * mask
+
+
+class DropPath(_KeyedDrop):
+    """Stochastic depth: whole samples dropped with probability `drop_prob`."""
+
+    def __init__(self, drop_prob=0.0):
+        super().__init__("drop_path", drop_prob)
+        self.drop_prob = self.p
+
+    def mask_shape(self, x):
+        return (x.shape[0],) + (1,) * (x.ndim - 1)
+
+
+class Dropout(_KeyedDrop):
+    """Element-wise dropout with probability `p` (nn.Dropout's interface, keyed draws)."""
+
+    def __init__(self, p=0.5):
+        super().__init__("dropout", p)
 
 
 def set_key(key):

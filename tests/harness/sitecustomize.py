@@ -1,7 +1,8 @@
 """Test harness for the msrun workers of tests/test_distributed.py (on PYTHONPATH only there;
 active in a process that msrun started as a worker and that has ACMIX_HARNESS_OUT set).
 
-- dynamic loss scaling on CPU (amp O2, which the config refuses on CPU): the overflow path;
+- dynamic loss scaling on CPU (amp O2, which the config refuses on CPU), from a scale of 1 so
+  that no step overflows by itself: the overflow path;
 - a non-finite image in rank 1's 3rd batch of epoch 1: only that rank's gradients overflow;
 - each rank's batches (labels), step losses and overflow flags, skipped-image count and the
   optimizer's step counter written to ACMIX_HARNESS_OUT/rank_<r>.json after every epoch.
@@ -24,6 +25,11 @@ if os.environ.get("ACMIX_HARNESS_OUT") and os.environ.get("MS_ROLE") == "MS_WORK
     real_batches = pipeline.ImageFolderSplit.train_batches
     real_read = trainer.Trainer._read_window
     real_epoch = trainer.Trainer.train_epoch
+    real_build = trainer.Trainer._build
+
+    def _build(self, resume):
+        real_build(self, resume)
+        self.train_step.scaler.scale_value.set_data(Tensor(np.float32(1.0)))
 
     def train_batches(self, epoch):
         seen = record.setdefault(epoch, {})
@@ -53,3 +59,4 @@ if os.environ.get("ACMIX_HARNESS_OUT") and os.environ.get("MS_ROLE") == "MS_WORK
     pipeline.ImageFolderSplit.train_batches = train_batches
     trainer.Trainer._read_window = _read_window
     trainer.Trainer.train_epoch = train_epoch
+    trainer.Trainer._build = _build
