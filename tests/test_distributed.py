@@ -22,6 +22,7 @@ from mindspore_acmix import config as C
 from mindspore_acmix.checkpoint import read_checkpoint
 from mindspore_acmix.data.pipeline import ImageFolderSplit, epoch_indices
 from mindspore_acmix.engine.distributed import step_key
+from mindspore_acmix.engine.lost_worker import lost_workers
 from mindspore_acmix.engine.optim import lr_schedule
 from mindspore_acmix.engine.trainer import Trainer
 from mindspore_acmix.layers.stochastic import DropPath, Dropout, set_key
@@ -143,6 +144,25 @@ def test_droppath_dropout_mixup_cutmix_run_resumes_bit_identically(folder, tmp_p
                                           err_msg=key)
             compared += 1
     assert compared > 20 and any(k.startswith("adam_m.") for k in whole)
+
+
+def test_the_lost_worker_is_named_from_the_launch_logs(tmp_path):
+    """Node 0 of a two-node job whose rank 1 (on node 1) died: msrun only saw its own worker
+    end by the scheduler's SIGTERM, the scheduler names the rank that stopped answering;
+    node 1's own msrun saw the SIGKILL."""
+    (tmp_path / "worker_0.log").write_text("rank 0 of 2, pid 100\n")
+    (tmp_path / "worker_1.log").write_text("rank 1 of 2, pid 200\n")
+    (tmp_path / "msrun_node_0.log").write_text(
+        "[ERROR] ... Worker process 100 exit with exception. Error code: -15.\n")
+    (tmp_path / "scheduler.log").write_text(
+        "[ERROR] ... UpdateTopoState] The node: 1 is timed out. It may exit with exception\n")
+    (tmp_path / "msrun_node_1.log").write_text(
+        "[ERROR] ... Worker process 200 exit with exception. Error code: -9.\n")
+    assert lost_workers(str(tmp_path), 0) == [
+        (1, None, "stopped answering the scheduler (its process or node died)")]
+    os.remove(tmp_path / "scheduler.log")
+    assert lost_workers(str(tmp_path), 1) == [
+        (1, "200", "was killed by SIGKILL (by hand or by the out-of-memory killer)")]
 
 
 # ---------------------------------------------------------------------- under msrun
