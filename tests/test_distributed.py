@@ -165,6 +165,26 @@ def test_the_lost_worker_is_named_from_the_launch_logs(tmp_path):
         (1, "200", "was killed by SIGKILL (by hand or by the out-of-memory killer)")]
 
 
+@pytest.mark.parametrize("args,env,message", [
+    (["0"], {}, "NUM_WORKERS must be a positive integer (workers on this node), got '0'"),
+    (["8"], {"NUM_NODES": "two"}, "NUM_NODES must be a positive integer, got 'two'"),
+    (["8"], {"NUM_NODES": "2"}, "MASTER_ADDR is not set: with NUM_NODES=2 every node needs "
+                                "node 0's address"),
+    (["8"], {"NUM_NODES": "2", "NODE_RANK": "2", "MASTER_ADDR": "10.0.0.1"},
+     "NODE_RANK must be an integer from 0 to NUM_NODES-1 (1), got '2'"),
+    (["8"], {"MASTER_PORT": "80"}, "MASTER_PORT must be a port number from 1024 to 65535"),
+])
+def test_the_launcher_checks_its_arguments(tmp_path, args, env, message):
+    cfg = write_config(tmp_path / "c.yaml")
+    launch = ("NUM_NODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+    env = dict({k: v for k, v in os.environ.items() if k not in launch}, **env)
+    proc = subprocess.run(["bash", LAUNCHER, *args, cfg], env=env, capture_output=True,
+                          text=True, timeout=60)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(
+        f"error: {message}"), proc.stderr
+
+
 # ---------------------------------------------------------------------- under msrun
 def test_two_nodes_train_in_step(folder, tmp_path):
     """Two msrun launches on this machine as nodes 0 and 1 of one job (one worker each,
