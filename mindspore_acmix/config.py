@@ -136,11 +136,12 @@ SCHEMA = {
     # run
     "device": Field(str, "auto", "Ascend | GPU | CPU | auto (what is available)",
                     choices=("auto", "Ascend", "GPU", "CPU")),
-    "seed": Field(int, 0, "seed of weights, data order and augmentation", non_negative),
+    "seed": Field(int, 0, "seed of weights, data order, augmentation and DropPath/dropout "
+                  "(with rank, epoch and step)", non_negative),
     "output_dir": Field(str, "outputs/run", "checkpoints, logs and the resolved config"),
     "keep_checkpoints": Field(int, 3, "epoch checkpoints kept besides last and best", positive),
-    "log_interval": Field(int, 20, "steps between progress lines in non-interactive logs",
-                          positive),
+    "log_interval": Field(int, 20, "steps between progress lines, which are also the only "
+                          "times the host waits for the loss", positive),
 }
 
 REQUIRED = ("model", "num_classes")

@@ -218,12 +218,12 @@ def test_bad_images_are_skipped_and_counted_or_fatal_by_name(broken_folder, tmp_
     cfg = C.resolve(write_config(tmp_path / "c.yaml", data_dir=broken_folder))
     split = ImageFolderSplit(cfg, "train")
     assert split.num_samples == 72 + 5 and split.ignored == ["class_0/README.txt"]
-    labels = np.concatenate([b[1] for b in split.batches(0, output_numpy=True)])
-    assert split.counter.count == 72 and len(labels) == 72 // 12 * 12
+    labels = np.concatenate([b[1].asnumpy() for b in split.train_batches(0)])
+    assert split.skipped == 5 and len(labels) == 77 // 12 * 12
     cfg["skip_bad_images"] = False
     with pytest.raises(DataError, match=r"unreadable image .*/train/class_\d/\w+\.(png|jpg): "
                                         r".*\(set skip_bad_images: true"):
-        for _ in ImageFolderSplit(cfg, "train").batches(0):
+        for _ in ImageFolderSplit(cfg, "train").train_batches(0):
             pass
     assert os.listdir(tmp_path) == ["c.yaml"]
 
@@ -246,9 +246,10 @@ def test_loss_scaling_skips_a_non_finite_step():
     labels = Tensor(np.array([0, 1], np.int32))
     x = np.ones((2, 4), np.float32)
     x[0, 0] = np.inf
-    loss, overflow = step(Tensor(x), labels)
+    key = Tensor(np.int32(0))
+    loss, overflow = step(Tensor(x), labels, key)
     assert bool(overflow.asnumpy()) and np.array_equal(net.weight.asnumpy(), before)
-    loss, overflow = step(Tensor(np.ones((2, 4), np.float32)), labels)
+    loss, overflow = step(Tensor(np.ones((2, 4), np.float32)), labels, key)
     assert not bool(overflow.asnumpy()) and np.isfinite(float(loss.asnumpy()))
     assert not np.array_equal(net.weight.asnumpy(), before)
 
@@ -276,7 +277,7 @@ def test_non_finite_steps_stop_training_by_epoch_and_step(folder, tmp_path, monk
     tolerated until MAX_CONSECUTIVE_OVERFLOWS in a row."""
     monkeypatch.setattr(trainer_lib, "MAX_CONSECUTIVE_OVERFLOWS", 4)
     trainer = Trainer(C.resolve(train_config(tmp_path, folder, tmp_path / "run")), "CPU")
-    trainer.step = lambda x, y: (Tensor(np.float32(np.nan)), Tensor(overflow))
+    trainer.step = lambda x, y, key: (Tensor(np.float32(np.nan)), Tensor(overflow))
     message = ("4 steps in a row had non-finite gradients \\(up to epoch 2, step 4\\)"
                if overflow else "the loss became nan at epoch 2, step 1")
     with pytest.raises(TrainingError, match=message):

@@ -2,11 +2,13 @@
 mindspore.dataset, with the standard ImageNet train and eval transforms.
 
 Data order is an explicit permutation per (seed, epoch), sharded by rank, and the
-augmentation seed is set per epoch, so that a run resumed at an epoch boundary sees
-exactly the batches the uninterrupted run would have seen.
+augmentation seed is set per (seed, rank, epoch), so that ranks augment differently and a
+run resumed at an epoch boundary sees exactly the batches the uninterrupted run would have
+seen. A training epoch has exactly `steps_per_epoch` batches on every rank whatever images
+are skipped (see ImageFolderSplit.train_batches): data parallelism needs every rank in every
+gradient all-reduce.
 """
 import os
-import threading
 
 import numpy as np
 import mindspore as ms
@@ -14,6 +16,7 @@ import mindspore.dataset as ds
 import mindspore.dataset.transforms as T
 import mindspore.dataset.vision as V
 
+from ..engine.distributed import data_seed
 from .digits import ensure_digits
 from .image_check import (FOLDER_EXTENSIONS, DataError, check_encoded, is_image_name,
                           pipeline_error)
@@ -70,17 +73,10 @@ def check_same_classes(train, val):
                         "folder in sorted order, so both need the same ones")
 
 
-class SampleCounter:
-    """Counts samples that made it through decoding (a pass-through map on the label)."""
-
-    def __init__(self):
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, label):
-        with self._lock:
-            self.count += 1
-        return label
+def _tag(value):
+    """A map function adding a constant "padding" column beside the label."""
+    value = np.int32(value)
+    return lambda label: (label, value)
 
 
 def _interpolation(name):
@@ -118,7 +114,7 @@ class ImageFolderSplit:
             raise DataError(f"{self.root}/{split} has {len(self.classes)} class folders but "
                             f"num_classes is {cfg['num_classes']}")
         self.num_samples = self._folder().get_dataset_size()
-        self.counter = SampleCounter()
+        self.skipped = 0  # unreadable images of the last train_batches epoch
         self.indices = epoch_indices(self.num_samples, cfg["seed"], 0, rank, world, self.train)
         if self.train and len(self.indices) < cfg["batch_size"]:
             raise DataError(f"{self.root}/train has {self.num_samples} images: fewer than one "
@@ -167,18 +163,22 @@ class ImageFolderSplit:
                                cfg["interpolation"])
 
     def epoch(self, epoch):
-        """Batches of one epoch: dicts with "image" (N, 3, S, S) float32 and "label"
-        (int32, or float32 one-hot mixed when mixup/cutmix is on)."""
+        """Batches of one epoch: "image" (N, 3, S, S) float32 and "label" (int32, or float32
+        one-hot mixed when mixup/cutmix is on); in training also "padding" (N,) int32, 1 for
+        the samples after this rank's shard (the shard again, read only as far as images
+        were skipped)."""
         cfg = self.cfg
-        ds.config.set_seed(cfg["seed"] * 100_003 + epoch)
+        ds.config.set_seed(data_seed(cfg["seed"], self.rank, epoch))
         ds.config.set_error_samples_mode(ds.config.ErrorSamplesMode.SKIP if cfg["skip_bad_images"]
                                          else ds.config.ErrorSamplesMode.RETURN)
         indices = epoch_indices(self.num_samples, cfg["seed"], epoch, self.rank, self.world,
                                 self.train)
-        data = self._folder(sampler=ds.SubsetSampler(indices))
-        workers = cfg["num_workers"]
-        data = data.map(self.transforms(), "image", num_parallel_workers=workers)
-        data = data.map(self.counter, "label", python_multiprocessing=False)
+        if self.train:  # MindSpore's advice for SKIP with shards: concatenate a padding set
+            data = (self._decoded(indices).map(_tag(0), "label", ["label", "padding"]) +
+                    self._decoded(indices).map(_tag(1), "label", ["label", "padding"]))
+            data = data.project(["image", "label", "padding"])
+        else:
+            data = self._decoded(indices)
         data = data.batch(cfg["batch_size"], drop_remainder=self.train)
         if self.train and (cfg["mixup"] > 0 or cfg["cutmix"] > 0):
             data = data.map([T.OneHot(cfg["num_classes"]), T.TypeCast(ms.float32)], "label")
@@ -191,21 +191,55 @@ class ImageFolderSplit:
             data = data.map(mix, ["image", "label"])
         return data
 
+    def _decoded(self, indices):
+        # the transforms right after the reader: its errors then name the file
+        return self._folder(sampler=ds.SubsetSampler(indices)).map(
+            self.transforms(), "image", num_parallel_workers=self.cfg["num_workers"])
+
     def _folder(self, **kwargs):
         return ds.ImageFolderDataset(os.path.join(self.root, self.split),
                                      extensions=list(FOLDER_EXTENSIONS), **kwargs)
 
     def batches(self, epoch, **iterator_args):
-        """Iterate epoch(epoch); a sample the pipeline cannot read (with skip_bad_images
-        false) becomes a DataError naming the file."""
-        try:
-            yield from self.epoch(epoch).create_tuple_iterator(num_epochs=1, **iterator_args)
-        except RuntimeError as exc:
-            error = pipeline_error(exc)
-            if error is None:
-                raise
-            raise DataError(f"{error} (set skip_bad_images: true to skip such files)") from None
+        """Iterate epoch(epoch) (evaluation: every image of the shard once, a short last
+        batch); a sample the pipeline cannot read (with skip_bad_images false) becomes a
+        DataError naming the file."""
+        iterator = self.epoch(epoch).create_tuple_iterator(num_epochs=1, **iterator_args)
+        yield from _named_errors(iterator)
 
-    def expected_samples(self):
-        """Samples one epoch should deliver on this rank if no image is skipped."""
-        return len(self.indices)
+    def train_batches(self, epoch):
+        """Exactly steps_per_epoch (images, labels) batches of the training split. Images
+        the pipeline skips are made up from the start of the shard; afterwards the rest of
+        the shard is read so that `self.skipped` counts this rank's unreadable images."""
+        iterator = self.epoch(epoch).create_tuple_iterator(num_epochs=1)
+        batches = _named_errors(iterator)
+        delivered = 0
+        for _ in range(self.steps_per_epoch):
+            try:
+                images, labels, padding = next(batches)
+            except StopIteration:
+                raise DataError(f"rank {self.rank}: its shard of {self.root}/{self.split} "
+                                f"({len(self.indices)} images) holds too many unreadable "
+                                f"images to fill {self.steps_per_epoch} batches even read "
+                                "twice (python -m mindspore_acmix.data.image_check FOLDER "
+                                "lists them)") from None
+            delivered += int((padding.asnumpy() == 0).sum())
+            yield images, labels
+        for _, _, padding in batches:
+            padding = padding.asnumpy()
+            delivered += int((padding == 0).sum())
+            if padding.any():
+                break
+        iterator.stop()
+        self.skipped = len(self.indices) - delivered
+
+
+def _named_errors(iterator):
+    """`iterator`'s batches, a pipeline error about an image turned into a DataError."""
+    try:
+        yield from iterator
+    except RuntimeError as exc:
+        error = pipeline_error(exc)
+        if error is None:
+            raise
+        raise DataError(f"{error} (set skip_bad_images: true to skip such files)") from None

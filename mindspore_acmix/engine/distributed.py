@@ -1,4 +1,5 @@
-"""Data-parallel setup under msrun and the collectives the trainer needs."""
+"""Data-parallel setup under msrun, the collectives the trainer needs, and the seeds that make
+every rank's randomness its own yet reproducible."""
 import os
 
 import numpy as np
@@ -56,3 +57,45 @@ def all_gather(values, world):
     if world == 1:
         return values
     return _AllGather()(Tensor(values)).asnumpy()
+
+
+def derived_seed(*parts):
+    """A 31-bit seed from non-negative integers (seed, rank, epoch, step ...): distinct for
+    distinct tuples, the same on every machine and run."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0]) & 0x7FFFFFFF
+
+
+def data_seed(seed, rank, epoch):
+    """The data pipeline's seed for one rank and epoch (crops, flips, RandAugment, erasing,
+    mixup/cutmix)."""
+    return derived_seed(seed, rank, epoch, 0)
+
+
+def step_key(seed, rank, step):
+    """The key of the stochastic layers (DropPath, dropout) for one rank and global step."""
+    return Tensor(np.int32(derived_seed(seed, rank, step, 1)))
+
+
+class RankMean(nn.Cell):
+    """[loss, overflow flag] summed over ranks in one collective inside the training step:
+    the loss becomes the mean over ranks and the overflow flag the count of ranks whose
+    gradients were not finite, so every rank takes the same skip-or-update decision."""
+
+    def __init__(self, world):
+        super().__init__()
+        self.world = world
+        self.op = ops.AllReduce(ops.ReduceOp.SUM)
+
+    def construct(self, loss, overflow):
+        total = self.op(ops.stack([loss, overflow]))
+        return total[0] / self.world, total[1]
+
+
+def describe_world_change(saved, now):
+    """One line saying what a resume on a different number of workers changes; `saved` and
+    `now` are dicts with world_size, global_batch, peak_lr and steps_per_epoch."""
+    return (f"resuming a run trained on {saved['world_size']} worker(s) with {now['world_size']}: "
+            f"global batch {saved['global_batch']} -> {now['global_batch']}, peak lr "
+            f"{saved['peak_lr']:.4g} -> {now['peak_lr']:.4g} (linear scaling), steps per epoch "
+            f"{saved['steps_per_epoch']} -> {now['steps_per_epoch']}; the schedule continues "
+            "from the start of the next epoch")

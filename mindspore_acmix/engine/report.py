@@ -8,8 +8,9 @@ from .. import atomic
 
 
 class Progress:
-    """A live line (epoch, step, loss, lr, images/s, ETA): rewritten in place on a terminal,
-    one line every log_interval steps otherwise.
+    """A live line (epoch, step, loss, lr, images/s, ETA) at the steps the trainer reads
+    back (every log_interval steps and the last of an epoch): rewritten in place on a
+    terminal, one line each otherwise.
 
     images/s is the training throughput since the epoch's first step (that step also
     compiles the graph and starts the data pipeline); metrics.jsonl records the same figure.
@@ -21,25 +22,26 @@ class Progress:
         self.cfg, self.steps, self.world, self.log = cfg, steps_per_epoch, world, log
         self.val_samples = val_samples
         self.tty = sys.stdout.isatty()
-        self.start = None
-        self.done = 0
+        self.start, self.start_step = None, 0
         self.rate = 0.0
         self.val_seconds = None
 
+    def begin(self):
+        """Time the epoch from here: after its first step, which may compile the graph."""
+        self.start, self.start_step = time.time(), 1
+
     def update(self, epoch, step, loss, lr):
         now = time.time()
-        if self.start is None or step == 1:
-            self.start, self.done = now, 0
-        else:
-            self.done += 1
-        images = self.done * self.cfg["batch_size"] * self.world
-        self.rate = images / max(now - self.start, 1e-9) if self.done else 0.0
+        if self.start is None:
+            self.begin()
+        images = (step - self.start_step) * self.cfg["batch_size"] * self.world
+        self.rate = images / max(now - self.start, 1e-9) if images > 0 else 0.0
         line = (f"epoch {epoch + 1}/{self.cfg['epochs']} step {step}/{self.steps} "
                 f"loss {loss:.4f} lr {lr:.3e} {self.rate:.1f} img/s ETA "
                 f"{format_seconds(self.eta(epoch, step)) if self.rate else '-'}")
         if self.tty:
             print("\r" + line, end="", flush=True)
-        elif step % self.cfg["log_interval"] == 0 or step == self.steps:
+        else:
             self.log(line)
 
     def eta(self, epoch, step):

@@ -17,12 +17,14 @@ from ..checkpoint import (CheckpointError, check_state_dict, describe, read_chec
                           save_checkpoint_atomic)
 from ..data.pipeline import ImageFolderSplit, check_same_classes
 from ..factory import create_model
+from ..layers.stochastic import RNG_KEY
 from ..tools.rates import write_figure_of_network
 from .accumulate import GradAccumulator, updates_per_epoch
-from .distributed import all_gather, all_reduce_sum, init_distributed
+from .distributed import (RankMean, all_gather, all_reduce_sum, describe_world_change,
+                          init_distributed, step_key)
 from .ema import EMA, ema_weights
 from .optim import (MAX_WARMUP_FRACTION, build_optimizer, lr_schedule, optimizer_state,
-                    warmup_steps)
+                    scaled_lr, warmup_steps)
 from .report import MetricsLog, Progress
 from .sync_bn import check_sync_bn, convert_sync_batchnorm
 
@@ -62,17 +64,20 @@ def resolve_amp(cfg, device):
 
 class TrainStep(nn.Cell):
     """One optimisation step: forward, backward, gradient mean over ranks, optional
-    clipping, then the update. Returns (loss, overflow): with dynamic loss scaling a step
-    whose gradients are not finite is skipped, the scale lowered and overflow is True."""
+    clipping, then the update. Takes the stochastic layers' key of this rank and step
+    (distributed.step_key). Returns (loss, overflow) as device tensors: the loss is the mean
+    over ranks; with dynamic loss scaling, a step whose gradients are not finite on any rank
+    is skipped on every rank, the scale lowered, and overflow is True."""
 
     def __init__(self, net, loss_fn, opt, world, clip_norm, use_loss_scale):
         super().__init__(auto_prefix=False)
         self.net, self.loss_fn, self.opt = net, loss_fn, opt
         self.reducer = nn.DistributedGradReducer(opt.parameters, mean=True) if world > 1 else None
+        self.rank_mean = RankMean(world) if world > 1 else None
         self.clip_norm = clip_norm
         self.scaler = ms.amp.DynamicLossScaler(2.0 ** 16, 2, 1000) if use_loss_scale else None
         self.grad_fn = ms.value_and_grad(self.forward, None, opt.parameters)
-        self.no_overflow = Tensor(False)
+        self.no_overflow = Tensor(0.0, ms.float32)
         self.accumulator = None  # engine/accumulate.py, set by the Trainer
         self.ema = None  # engine/ema.py, set by the Trainer
 
@@ -82,18 +87,29 @@ class TrainStep(nn.Cell):
             loss = self.scaler.scale(loss)
         return loss
 
-    def construct(self, x, y):
+    def construct(self, x, y, key):
+        x = ops.depend(x, ops.assign(RNG_KEY, key))
         loss, grads = self.grad_fn(x, y)
+        if self.scaler is not None:
+            loss = self.scaler.unscale(loss)
         if self.accumulator is not None:
             grads, ready = self.accumulator(grads)
             if not ready:  # a micro-batch inside an accumulation cycle: no update yet
-                return loss, self.no_overflow
+                if self.rank_mean is not None:
+                    loss, _ = self.rank_mean(loss, self.no_overflow)
+                return loss, self.no_overflow > 0
+        overflow = self.no_overflow
+        if self.scaler is not None:
+            grads = self.scaler.unscale(grads)
+            # this rank's own verdict (on Ascend a device-local status register) ...
+            overflow = ops.logical_not(ms.amp.all_finite(grads)).astype(ms.float32)
+        if self.rank_mean is not None:
+            # ... shared with every rank in the collective that also averages the loss
+            loss, overflow = self.rank_mean(loss, overflow)
         if self.reducer is not None:
             grads = self.reducer(grads)
         if self.scaler is not None:
-            loss = self.scaler.unscale(loss)
-            grads = self.scaler.unscale(grads)
-            finite = ms.amp.all_finite(grads)
+            finite = overflow == 0
             self.scaler.adjust(finite)
             if not finite:
                 return loss, ops.logical_not(finite)
@@ -102,7 +118,7 @@ class TrainStep(nn.Cell):
         self.opt(grads)
         if self.ema is not None:
             self.ema()
-        return loss, self.no_overflow
+        return loss, overflow > 0
 
 
 class Evaluator:
@@ -148,6 +164,8 @@ class Trainer:
         self.cfg, self.device, self.log = cfg, device, log
         self.stop_after = stop_after
         self.rank, self.world = init_distributed()
+        if self.world > 1:  # the launcher names a dead worker by these
+            log(f"rank {self.rank} of {self.world}, pid {os.getpid()}")
         self.out = os.path.abspath(cfg["output_dir"])
         self.amp = resolve_amp(cfg, device)
         if not resume:
@@ -215,7 +233,7 @@ class Trainer:
         if self.rank != 0:
             return
         meta = {"epoch": epoch, "best_top1": float(self.best_top1), "model": self.cfg["model"],
-                "num_classes": self.cfg["num_classes"]}
+                "num_classes": self.cfg["num_classes"], **self._run_shape()}
         path = save_checkpoint_atomic(self._state_entries(),
                                       os.path.join(self.out, f"epoch_{epoch:04d}.ckpt"), meta)
         atomic.copy(path, os.path.join(self.out, "last.ckpt"))
@@ -247,6 +265,7 @@ class Trainer:
         self._resume_ema(params, path)
         self.start_epoch = int(params["epoch"].asnumpy())
         self.best_top1 = float(params["best_top1"].asnumpy()) if "best_top1" in params else -1.0
+        self._adapt_to_run_shape(params)
         self.log(f"resumed from {path}: {self.start_epoch} of {self.cfg['epochs']} epochs done")
 
     def _resume_ema(self, params, path):
@@ -275,36 +294,84 @@ class Trainer:
         return {"val_top1_ema": metrics["top1"], "val_top5_ema": metrics["top5"],
                 "val_loss_ema": metrics["loss"]}
 
+    def _run_shape(self):
+        """What a checkpoint records besides the state: the data-parallel shape of the run and
+        the seed from which (with rank, epoch and step) all of its randomness is derived."""
+        return {"world_size": self.world, "global_batch": self.cfg["batch_size"] * self.world,
+                "steps_per_epoch": self.steps_per_epoch, "peak_lr": float(scaled_lr(self.cfg,
+                                                                                   self.world)),
+                "seed": self.cfg["seed"]}
+
+    def _adapt_to_run_shape(self, params):
+        """A resume with another worker count (or batch size) goes on from the epoch boundary
+        of the new schedule and says what changed; another seed is allowed and named."""
+        saved = {k: params[k].asnumpy().item() for k in self._run_shape() if k in params}
+        now = self._run_shape()
+        if "seed" in saved and saved["seed"] != now["seed"]:
+            self.log(f"note: the checkpoint's run used seed {saved['seed']}, this one uses "
+                     f"{now['seed']}: data order, augmentation and stochastic layers do not "
+                     "continue as the original run would have")
+        shape = ("world_size", "global_batch", "steps_per_epoch")
+        if len(saved) < len(now) or all(saved[k] == now[k] for k in shape):
+            return
+        self.log(describe_world_change(saved, now))
+        self.opt.global_step.set_data(Tensor(np.array([self.start_epoch * updates_per_epoch(
+            self.steps_per_epoch, self.cfg['accumulate_steps'])],
+                                                      np.int32)))
+
     # ---------------------------------------------------------------- loops
     def train_epoch(self, epoch, progress):
+        """One epoch of exactly steps_per_epoch steps on every rank. The host reads the
+        losses and overflow flags only every log_interval steps and at the end (a read
+        waits for the device). Returns (mean training loss over ranks and updated steps,
+        images this rank processed, unreadable images summed over ranks)."""
         self.net.set_train(True)
-        losses, seen, overflows = [], 0, 0
-        split = self.train_split
-        split.counter.count = 0
-        for i, (images, labels) in enumerate(split.batches(epoch)):
-            loss, overflow = self.step(images, labels)
-            loss = float(loss.asnumpy())
-            global_step = epoch * self.steps_per_epoch + i
-            where = f"epoch {epoch + 1}, step {i + 1}"
-            if bool(overflow.asnumpy()):  # dynamic loss scaling skipped this update
-                overflows += 1
-                if overflows >= MAX_CONSECUTIVE_OVERFLOWS:
-                    raise TrainingError(f"{overflows} steps in a row had non-finite gradients "
-                                        f"(up to {where}) although the loss scale was lowered "
-                                        f"each time: training diverged; the last good "
-                                        f"checkpoint is kept in {self.out}")
+        seed, interval = self.cfg["seed"], self.cfg["log_interval"]
+        tally, window = _Tally(), []
+        for i, (images, labels) in enumerate(self.train_split.train_batches(epoch)):
+            key = step_key(seed, self.rank, epoch * self.steps_per_epoch + i)
+            window.append(self.step(images, labels, key))
+            if i == 0:
+                progress.begin()
+            if (i + 1) % interval == 0 or i + 1 == self.steps_per_epoch:
+                self._read_window(window, epoch, i + 1, tally, progress)
+                window = []
+        skipped = int(all_reduce_sum([self.train_split.skipped], self.world)[0])
+        mean = float(np.mean(tally.losses)) if tally.losses else float("nan")
+        return mean, self.steps_per_epoch * self.cfg["batch_size"], skipped
+
+    def _read_window(self, window, epoch, last_step, tally, progress):
+        """Check the (loss, overflow) pairs of the steps up to `last_step` in one read:
+        skipped updates in a row, a non-finite loss; then the live line."""
+        losses = ops.stack([loss for loss, _ in window]).asnumpy().astype(np.float64)
+        overflows = ops.stack([overflow for _, overflow in window]).asnumpy()
+        good = []
+        for n, loss, overflow in zip(range(last_step - len(window) + 1, last_step + 1),
+                                     losses, overflows):
+            where = f"epoch {epoch + 1}, step {n}"
+            if overflow:  # dynamic loss scaling skipped this update on every rank
+                tally.overflows += 1
+                if tally.overflows >= MAX_CONSECUTIVE_OVERFLOWS:
+                    raise TrainingError(f"{tally.overflows} steps in a row had non-finite "
+                                        f"gradients (up to {where}) although the loss scale "
+                                        "was lowered each time: training diverged; the last "
+                                        f"good checkpoint is kept in {self.out}")
                 continue
-            overflows = 0
+            tally.overflows = 0
             if not math.isfinite(loss):
                 raise TrainingError(f"the loss became {loss} at {where}; the last good "
                                     f"checkpoint is kept in {self.out} (lower the lr or enable "
                                     "clip_grad_norm)")
-            losses.append(loss)
-            seen += images.shape[0]
-            progress.update(epoch, i + 1, loss, float(self.lrs[min(global_step,
-                                                                   len(self.lrs) - 1)]))
-        skipped = split.expected_samples() - split.counter.count
-        return float(np.mean(losses)) if losses else float("nan"), seen, skipped
+            good.append(loss)
+        tally.losses += good
+        progress.update(epoch, last_step, float(np.mean(good)) if good else float("nan"),
+                        self.current_lr())
+
+    def current_lr(self):
+        """The learning rate of the optimizer's last update, found by its own step counter
+        (which skipped updates do not advance)."""
+        done = int(self.opt.global_step.asnumpy().reshape(-1)[0])
+        return float(self.lrs[min(max(done - 1, 0), len(self.lrs) - 1)])
 
     def fit(self):
         """Run the remaining epochs; returns the best val top-1. Releases the output dir.
@@ -353,8 +420,7 @@ class Trainer:
             record = {"epoch": epoch + 1, "train_loss": train_loss, "val_top1": metrics["top1"],
                       "val_top5": metrics["top5"], "val_loss": metrics["loss"],
                       "val_samples": metrics["num_samples"],
-                      "lr": float(self.lrs[min((epoch + 1) * self.steps_per_epoch,
-                                               len(self.lrs)) - 1]),
+                      "lr": self.current_lr(),
                       # the live line's figure: throughput after the epoch's first step
                       "images_per_s": progress.rate or seen * self.world / max(train_time, 1e-9),
                       "train_time_s": train_time, "val_time_s": val_time,
@@ -397,6 +463,13 @@ class Trainer:
             raise TrainingError(f"weights differ between ranks after an epoch (max fingerprint "
                                 f"difference {spread:g}): gradients are not being averaged")
         self.log(f"weights identical on all {self.world} ranks")
+
+
+class _Tally:
+    """An epoch's losses (steps that updated) and its current run of skipped updates."""
+
+    def __init__(self):
+        self.losses, self.overflows = [], 0
 
 
 class OutputDirLock:

@@ -1,31 +1,9 @@
 """Pieces shared by the token models (Swin, PVT): patch embedding, MLP, stochastic depth,
 initialisation."""
-from mindspore import nn, ops
+from mindspore import nn
 from mindspore.common.initializer import TruncatedNormal, Zero, initializer
 
-
-def _probability(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
-
-
-class DropPath(nn.Cell):
-    """Stochastic depth: in training, zero whole samples with probability `drop_prob` and
-    rescale the rest by 1 / (1 - drop_prob); identity in evaluation."""
-
-    def __init__(self, drop_prob=0.0):
-        super().__init__()
-        _probability("drop_path", drop_prob)
-        self.drop_prob = float(drop_prob)
-        self.keep_prob = 1.0 - self.drop_prob
-
-    def construct(self, x):
-        if not self.training or self.drop_prob == 0.0:
-            return x
-        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-        # floor(keep + U[0, 1)) is 1 with probability keep; ops.rand has a CPU kernel
-        mask = ops.floor(self.keep_prob + ops.rand(shape, dtype=x.dtype))
-        return x / self.keep_prob * mask
+from .stochastic import DropPath, Dropout, _probability  # noqa: F401  (re-exported)
 
 
 class Mlp(nn.Cell):
@@ -40,7 +18,7 @@ class Mlp(nn.Cell):
         self.fc1 = nn.Dense(in_features, hidden_features)
         self.act = nn.GELU(approximate=False)
         self.fc2 = nn.Dense(hidden_features, in_features)
-        self.drop = nn.Dropout(p=drop)
+        self.drop = Dropout(p=drop)
 
     def construct(self, x):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))

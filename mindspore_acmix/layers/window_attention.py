@@ -16,6 +16,7 @@ from mindspore import Parameter, Tensor, nn, ops
 
 from .acmix import _positive_int, shift_kernels
 from .conv import SameConv2d
+from .stochastic import Dropout
 from .transformer import _probability, trunc_normal_
 
 CONV_KERNEL = 3  # the official Swin-ACmix hard-codes a 3x3 convolution path (9 shift maps)
@@ -86,9 +87,9 @@ class WindowAttention(nn.Cell):
         self.relative_position_index = Tensor(index, ms.int32)
         self._index_flat = Tensor(index.reshape(-1), ms.int32)
         self.qkv = nn.Dense(dim, 3 * dim, has_bias=qkv_bias)
-        self.attn_drop = nn.Dropout(p=attn_drop)
+        self.attn_drop = Dropout(p=attn_drop)
         self.proj = nn.Dense(dim, dim)
-        self.proj_drop = nn.Dropout(p=proj_drop)
+        self.proj_drop = Dropout(p=proj_drop)
 
     def _check_input(self, x):
         if x.ndim != 4 or x.shape[3] != self.dim:

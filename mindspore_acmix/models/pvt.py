@@ -37,6 +37,7 @@ import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
 from ..layers.acmix import _positive_int
+from ..layers.stochastic import Dropout
 from ..layers.transformer import (DropPath, Mlp, PatchEmbed, _probability,
                                   init_transformer_weights, layer_norm, linspace, trunc_normal_)
 from ..layers.window_attention import TokenConvPath, _pair
@@ -68,9 +69,9 @@ class PVTAttention(nn.Cell):
         self.scale = float(qk_scale) if qk_scale else self.head_dim ** -0.5
         self.q = nn.Dense(dim, dim, has_bias=qkv_bias)
         self.kv = nn.Dense(dim, 2 * dim, has_bias=qkv_bias)
-        self.attn_drop = nn.Dropout(p=attn_drop)
+        self.attn_drop = Dropout(p=attn_drop)
         self.proj = nn.Dense(dim, dim)
-        self.proj_drop = nn.Dropout(p=proj_drop)
+        self.proj_drop = Dropout(p=proj_drop)
         if sr_ratio > 1:
             self.sr = nn.Conv2d(dim, dim, sr_ratio, stride=sr_ratio, pad_mode="valid",
                                 has_bias=True)
@@ -221,7 +222,7 @@ class PyramidVisionTransformer(Backbone):
                                   name=f"pos_embed{i + 1}")
             trunc_normal_(pos_embed)
             setattr(self, f"pos_embed{i + 1}", pos_embed)
-            setattr(self, f"pos_drop{i + 1}", nn.Dropout(p=drop_rate))
+            setattr(self, f"pos_drop{i + 1}", Dropout(p=drop_rate))
             first = sum(depths[:i])
             setattr(self, f"block{i + 1}", nn.CellList([
                 Block(embed_dims[i], num_heads[i], (h, w), mlp_ratios[i], qkv_bias, drop_rate,

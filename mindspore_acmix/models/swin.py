@@ -18,6 +18,7 @@ import numpy as np
 from mindspore import Parameter, Tensor, nn
 
 from ..layers.acmix import _positive_int
+from ..layers.stochastic import Dropout
 from ..layers.transformer import (DropPath, Mlp, PatchEmbed, _probability,
                                   init_transformer_weights, layer_norm, linspace, trunc_normal_)
 from ..layers.window_attention import WindowAttention, WindowAttentionACmix, _pair
@@ -185,7 +186,7 @@ class SwinTransformer(Backbone):
                 Tensor(np.zeros((1, res[0] * res[1], embed_dim), np.float32)),
                 name="absolute_pos_embed")
             trunc_normal_(self.absolute_pos_embed)
-        self.pos_drop = nn.Dropout(p=drop_rate)
+        self.pos_drop = Dropout(p=drop_rate)
         dpr = linspace(0.0, drop_path_rate, sum(depths))
         self.layers = nn.CellList([
             BasicLayer(embed_dim * 2 ** i, (res[0] // 2 ** i, res[1] // 2 ** i), depths[i],
