@@ -40,13 +40,18 @@ class EMA(nn.Cell):
 
 
 class _Swap(nn.Cell):
+    """first <-> second through a third set of Parameters: a temporary expression (a * 1)
+    may be folded into the parameter itself and read after it was overwritten."""
+
     def __init__(self, first, second):
         super().__init__(auto_prefix=False)
         self.first, self.second = first, second
+        self.held = ParameterTuple(Parameter(Tensor(p.asnumpy(), p.dtype), name="held." + p.name,
+                                             requires_grad=False) for p in first)
 
     def construct(self):
-        for a, b in zip(self.first, self.second):
-            held = a * 1  # a copy, read before the assignments (auto-monad keeps the order)
+        for a, b, held in zip(self.first, self.second, self.held):
+            ops.assign(held, a)
             ops.assign(a, b)
             ops.assign(b, held)
         return True
