@@ -73,7 +73,7 @@ def test_ema_follows_each_update():
     before = weights(net)
     step(x, y)
     after = weights(net)
-    ema = {e.name: e.asnumpy() for e in step.ema.weights}
+    ema = {e.name: e.asnumpy().copy() for e in step.ema.weights}  # asnumpy may be a view
     for name in before:
         np.testing.assert_allclose(ema["ema." + name], 0.75 * before[name] + 0.25 * after[name],
                                    rtol=1e-6, atol=1e-7)

@@ -39,17 +39,31 @@ class EMA(nn.Cell):
         self._swap()
 
 
-class _Swap(nn.Cell):
-    def __init__(self, first, second):
+class _Copy(nn.Cell):
+    """dst <- src, parameter by parameter, in a compiled graph."""
+
+    def __init__(self, dst, src):
         super().__init__(auto_prefix=False)
-        self.first, self.second = first, second
+        self.dst, self.src = dst, src
 
     def construct(self):
-        for a, b in zip(self.first, self.second):
-            held = a * 1  # a copy, read before the assignments (auto-monad keeps the order)
-            ops.assign(a, b)
-            ops.assign(b, held)
+        for d, s in zip(self.dst, self.src):
+            ops.assign(d, s)
         return True
+
+
+class _Swap:
+    """first <-> second through a third set of Parameters, as three separate graphs, each a
+    plain copy: within one graph a read of a parameter may be ordered after its overwrite."""
+
+    def __init__(self, first, second):
+        held = ParameterTuple(Parameter(Tensor(p.asnumpy(), p.dtype), name="held." + p.name,
+                                        requires_grad=False) for p in first)
+        self.steps = (_Copy(held, first), _Copy(first, second), _Copy(second, held))
+
+    def __call__(self):
+        for step in self.steps:
+            step()
 
 
 def ema_weights(params):
