@@ -35,7 +35,10 @@ Implementations (SAM(san_impl=...) picks one by name):
   over its halo, w (Cw, b*b, k*k) -> (Cw, b*b, L*L), with a constant one-hot matmul and
   then aggregates all C channels of the block with one batched matmul against the tile:
   memory about Cw * L**2 + C * (L / b)**2 per query instead of C * k**2, the block side b
-  chosen to minimise it (aggregation_block); backward by autodiff.
+  chosen to minimise it (aggregation_block); backward by autodiff. Caveat measured on
+  MindSpore 2.10 CPU (benchmarks/results/san-2core-cpu.json): the graph executor keeps the
+  forward intermediates, so the SAM's peak is only 1.0-1.6x below "unfold" there and it is
+  slower than "unfold"; on CPU use "aot". Not measured on Ascend or GPU.
 - "auto": "aot" on CPU when the kernels build, else "halo" (with a warning, once, on CPU).
 """
 import warnings
@@ -48,10 +51,6 @@ from . import halo
 from .aot_build import kernel_library, kernel_unavailable_reason
 from .local_attention import subsample, window_padding
 from .shift import reflect_pad2d
-
-
-def out_size(n, stride):
-    return -(-n // stride)
 
 
 def windows_unfold(x, kernel_size, stride, dilation):
@@ -74,7 +73,7 @@ def aggregation_unfold(x, w, kernel_size, stride, dilation):
     cw, kk = w.shape[1], w.shape[2]
     cols = windows_unfold(x, kernel_size, stride, dilation)
     out = (cols.view(n, c // cw, cw, kk, cols.shape[3]) * w.expand_dims(1)).sum(3)
-    return out.view(n, c, out_size(h, stride), out_size(wd, stride))
+    return out.view(n, c, halo.out_size(h, stride), halo.out_size(wd, stride))
 
 
 class SanOps(nn.Cell):
@@ -190,10 +189,11 @@ class AotSanOps(SanOps):
         kk = kernel_size * kernel_size
 
         def windows_shape(x1, x2, cfg):
-            return [x2[0], x2[1], kk, out_size(x2[2], stride) * out_size(x2[3], stride)]
+            return [x2[0], x2[1], kk,
+                    halo.out_size(x2[2], stride) * halo.out_size(x2[3], stride)]
 
         def aggregation_shape(x, w, cfg):
-            return [x[0], x[1], out_size(x[2], stride), out_size(x[3], stride)]
+            return [x[0], x[1], halo.out_size(x[2], stride), halo.out_size(x[3], stride)]
 
         def first_dtype(*args):
             return args[0]
