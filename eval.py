@@ -12,6 +12,7 @@ from mindspore_acmix import cli
 from mindspore_acmix.checkpoint import load_network_checkpoint
 from mindspore_acmix.data.pipeline import ImageFolderSplit
 from mindspore_acmix.engine.trainer import Evaluator, build_network
+from mindspore_acmix.layers import describe_implementations
 from mindspore_acmix.runtime import setup_runtime, working_directory
 
 
@@ -28,6 +29,7 @@ def main(argv):
     with working_directory():
         setup_runtime(cfg["device"])
         net = load_network_checkpoint(build_network(cfg), checkpoint)
+        print(f"evaluating {cfg['model']} ({describe_implementations(net)})", file=sys.stderr)
         metrics = Evaluator(net, ImageFolderSplit(cfg, "val"), world=1).run()
     if metrics["skipped_images"]:
         print(f"skipped {metrics['skipped_images']} unreadable image(s) (python -m "

@@ -15,6 +15,7 @@ from .. import config as config_lib
 from ..checkpoint import CheckpointError, check_state_dict, read_checkpoint, save_checkpoint_atomic
 from ..data.pipeline import ImageFolderSplit
 from ..factory import create_model
+from ..layers.placement import describe_implementations, place_network
 from .distributed import all_gather, all_reduce_sum, init_distributed
 from .optim import build_optimizer, lr_schedule, optimizer_state
 from .report import MetricsLog, Progress
@@ -30,9 +31,11 @@ class TrainingError(RuntimeError):
 
 
 def build_network(cfg):
-    """The configured model; unknown model_kwargs become a ConfigError."""
+    """The configured model, its implementations placed for the current device (see
+    layers.placement); unknown model_kwargs become a ConfigError."""
     try:
-        return create_model(cfg["model"], num_classes=cfg["num_classes"], **cfg["model_kwargs"])
+        return place_network(create_model(cfg["model"], num_classes=cfg["num_classes"],
+                                          **cfg["model_kwargs"]))
     except TypeError as exc:
         raise config_lib.ConfigError(f"model_kwargs {cfg['model_kwargs']} do not fit "
                                      f"{cfg['model']}: {exc}") from None
@@ -267,7 +270,8 @@ class Trainer:
         metrics_log = MetricsLog(self.out) if self.rank == 0 else None
         progress = Progress(cfg, self.steps_per_epoch, self.world, self.log)
         self.log(f"training {cfg['model']} on {self.device} ({self.world} device(s), amp "
-                 f"{self.amp}): {self.train_split.num_samples} train / "
+                 f"{self.amp}, {describe_implementations(self.net)}): "
+                 f"{self.train_split.num_samples} train / "
                  f"{self.val_split.num_samples} val images, {self.steps_per_epoch} steps per "
                  f"epoch, epochs {self.start_epoch + 1}..{cfg['epochs']}")
         done_this_run = 0

@@ -20,20 +20,26 @@ which is one extra feature map rather than a second window of positional encodin
 Implementations (ACmix(attn_impl=...) picks one by name):
 - "unfold": the reference, the official code's formulation. It materialises the padded
   keys, values and encodings unfolded into kernel_size**2 copies, forward and backward.
-- "stream": standard graph operators only (slices, multiplies, sums, concat, softmax).
-  It streams over the kernel_size**2 window offsets and has its own backward (a Cell
-  bprop that recomputes the probabilities), so no kernel_size**2-times tensor exists in
-  the graph. For Ascend, GPU, and for export: MindIR and, unlike "aot", ONNX. Caveat
-  measured on MindSpore 2.10 CPU (graph mode): the executor keeps the unrolled
-  per-offset intermediates alive, so its peak memory at 64@56x56, batch 8 is still
-  6.2 GB (the unfold reference: 8.9 GB), and CPU slices are slow (about 5 s fwd+bwd);
-  on CPU use "aot". Not measured on Ascend or GPU.
+- "stream": standard graph operators streaming over the kernel_size**2 window offsets, with
+  its own backward (a Cell bprop that recomputes the probabilities). Kept as a named
+  reference that the benchmarks measure beside "halo": its graph unrolls every offset
+  (about 1,270 forward + backward operators per layer) and, measured on MindSpore 2.10 CPU,
+  the executor keeps the per-offset intermediates alive (6.2 GB at 64@56x56, batch 8).
+- "halo": blocked attention (ops.halo): per b x b block of queries, one batched matmul
+  against the block's halo of the padded k - pe, a constant window mask, a softmax and one
+  batched matmul with the halo of v. Standard operators only (BatchMatMul, Softmax,
+  reshape, transpose, slice, concat), a fixed number of them whatever the map size, memory
+  bounded by the tensor shapes: the path for Ascend, GPU and every export (MindIR, ONNX,
+  the Ascend 310 graph).
 - "aot": C++ CPU kernels (kernels/local_attention_cpu.cc, OpenMP) run as MindSpore AOT
   Custom ops, compiled with the machine's C++ compiler on first use and cached (see
   aot_build). The fastest on CPU. A MindIR using it stores the library's absolute path,
   so it loads in a fresh process on the same machine, but it cannot be exported to ONNX.
-- "auto": "aot" on CPU when the kernel builds, else "stream" (with a warning, once,
-  saying why the kernel is unavailable).
+- "auto": "aot" on CPU when the kernel builds (else "halo", with a warning, once, saying
+  why the kernel is unavailable); "halo" on every other device.
+
+An ACmix layer resolves "auto" for the device target it is built under and again for the
+one it runs under (layers.placement).
 """
 import warnings
 
@@ -208,16 +214,20 @@ class HaloLocalAttention(LocalAttention):
         self.softmax = ops.Softmax(axis=-1)
 
     def construct(self, q, k, v, pe):
-        d, h, w, dtype = q.shape[1], q.shape[2], q.shape[3], q.dtype
+        n, h, w, dtype = q.shape[0], q.shape[2], q.shape[3], q.dtype
         grid = halo.BlockGrid(h, w, self.kernel_size, self.stride, self.dilation, self.block)
-        mask = Tensor(halo.window_mask(grid))
-        # k - pe and v share one padding and one tiling
-        tiles = halo.halo_tiles(reflect_pad2d(ops.concat((k - pe, v), 1), self.padding), grid)
-        f32 = ms.float32
-        logits = self.logits_matmul(halo.query_blocks(subsample(q, self.stride), grid).astype(f32),
-                                    tiles[:, :d].astype(f32))
-        prob = self.softmax(logits + mask).astype(dtype)
-        return halo.blocks_to_map(self.values_matmul(prob, tiles[:, d:]), grid)
+        # k - pe and v share one tiling; stacked on the batch axis, they split by cheap
+        # contiguous slices
+        tiles = halo.halo_tiles(ops.concat((k - pe, v), 0), grid, self.padding)
+        nb = n * grid.num_blocks
+        queries = halo.query_blocks(subsample(q, self.stride), grid)
+        keys = tiles[:nb]
+        if dtype != ms.float32:
+            queries, keys = queries.astype(ms.float32), keys.astype(ms.float32)
+        prob = self.softmax(self.logits_matmul(queries, keys) + Tensor(halo.window_mask(grid)))
+        if dtype != ms.float32:
+            prob = prob.astype(dtype)
+        return halo.blocks_to_map(self.values_matmul(prob, tiles[nb:]), grid)
 
 
 _AOT_SOURCE = "local_attention_cpu.cc"
@@ -236,9 +246,9 @@ def aot_kernel_path():
     return _aot_state["path"]
 
 
-def aot_unavailable_reason():
-    """Why "aot" cannot be used here, or None when it can."""
-    target = ms.get_context("device_target")
+def aot_unavailable_reason(device=None):
+    """Why "aot" cannot be used on `device` (default: the current device target), or None."""
+    target = device or ms.get_context("device_target")
     if target != "CPU":
         return f"the AOT kernel runs on CPU only and the device target is {target}"
     try:
@@ -257,7 +267,7 @@ class AotLocalAttention(LocalAttention):
         reason = aot_unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"attn_impl='aot' is unavailable: {reason}. "
-                               "Use attn_impl='stream' or 'auto'.")
+                               "Use attn_impl='halo' or 'auto'.")
         lib = aot_kernel_path()
 
         def out_size(n):
@@ -306,21 +316,25 @@ LOCAL_ATTENTION = {
 _warned = set()
 
 
-def resolve_local_attention(name="auto"):
-    """The implementation name that `name` stands for here ("auto" resolved)."""
+def resolve_local_attention(name="auto", device=None):
+    """The implementation name that `name` stands for on `device` (default: the current
+    device target), "auto" resolved."""
     if name != "auto" and name not in LOCAL_ATTENTION:
         raise ValueError(
             f"attn_impl must be 'auto' or one of {sorted(LOCAL_ATTENTION)}, got {name!r}")
     if name != "auto":
         return name
-    reason = aot_unavailable_reason()
+    device = device or ms.get_context("device_target")
+    if device != "CPU":
+        return "halo"
+    reason = aot_unavailable_reason(device)
     if reason is None:
         return "aot"
-    if ms.get_context("device_target") == "CPU" and reason not in _warned:
+    if reason not in _warned:
         _warned.add(reason)
         warnings.warn(f"ACmix: the C++ local-attention kernel is unavailable ({reason}); "
-                      "using the slower graph-operator path attn_impl='stream'.", stacklevel=3)
-    return "stream"
+                      "using the graph-operator path attn_impl='halo'.", stacklevel=3)
+    return "halo"
 
 
 def get_local_attention(name="auto"):
