@@ -16,6 +16,7 @@ from ..checkpoint import CheckpointError, check_state_dict, read_checkpoint, sav
 from ..data.pipeline import ImageFolderSplit
 from ..factory import create_model
 from ..layers.placement import describe_implementations, place_network
+from ..runtime import jit_level
 from .distributed import all_gather, all_reduce_sum, init_distributed
 from .optim import build_optimizer, lr_schedule, optimizer_state
 from .report import MetricsLog, Progress
@@ -94,7 +95,7 @@ class Evaluator:
 
     def __init__(self, net, split, world):
         self.net, self.split, self.world = net, split, world
-        self.forward = ms.jit(net)
+        self.forward = ms.jit(net, jit_level=jit_level())
 
     def run(self, epoch=0):
         self.net.set_train(False)
@@ -162,7 +163,7 @@ class Trainer:
         loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
         self.train_step = TrainStep(self.net, loss_fn, self.opt, self.world,
                                     cfg["clip_grad_norm"], self.amp != "O0")
-        self.step = ms.jit(self.train_step)
+        self.step = ms.jit(self.train_step, jit_level=jit_level())
         self.evaluator = Evaluator(self.net, self.val_split, self.world)
         self.start_epoch, self.best_top1 = 0, -1.0
         if self.rank == 0:

@@ -195,39 +195,56 @@ class StreamLocalAttention(LocalAttention):
                          reflect_pad2d(v, self.padding))
 
 
+class Float32Scores(nn.Cell):
+    """softmax(queries @ keys + mask) in float32 whatever precision the network runs in.
+
+    Under AMP O2 (MindSpore's auto_mixed_precision calls to_float(float16) on every cell and
+    then casts the inputs of every operator inside) an explicit cast in construct does not
+    survive, so this cell pins its own precision: to_float always means float32 here, and
+    the cast of its inputs is the one MindSpore inserts. q . k over head_dim can overflow
+    float16, and adding the mask to half-precision logits would round them."""
+
+    def __init__(self):
+        super().__init__()
+        self.matmul = ops.BatchMatMul()
+        self.softmax = ops.Softmax(axis=-1)
+
+    def to_float(self, dst_type):
+        return super().to_float(ms.float32)
+
+    def construct(self, queries, keys, mask):
+        if queries.dtype != ms.float32:  # a float16 network without AMP
+            queries, keys = queries.astype(ms.float32), keys.astype(ms.float32)
+        return self.softmax(self.matmul(queries, keys) + mask)
+
+
 class HaloLocalAttention(LocalAttention):
     """Blocked local attention (ops.halo): per b x b block of queries, one batched matmul
     against the block's halo of the padded k - pe, a constant mask that keeps each query's
     window, a softmax and one batched matmul with the halo of v. Standard operators only, a
-    fixed number of them whatever the map size; backward by autodiff.
+    fixed number of them whatever the map size; backward by autodiff (the graph is small:
+    about 70 operators for forward and backward, so a bprop would save nothing).
 
-    Precision: the logits, the mask and the softmax run in float32 whatever the input dtype
-    (under AMP O2 q and k arrive in float16; q . k over head_dim can overflow there, and
-    mixing the mask into half-precision logits would round them); the value aggregation is a
-    convex combination, which cannot overflow, so it runs in the input dtype."""
+    Precision: logits, mask and softmax in float32 (Float32Scores); the value aggregation is
+    a convex combination of values, which cannot overflow, so it runs in the input dtype.
+
+    block: the query block side (default: ops.halo.default_block)."""
 
     def __init__(self, kernel_size, stride=1, dilation=1, block=None):
         super().__init__(kernel_size, stride, dilation)
         self.block = block
-        self.logits_matmul = ops.BatchMatMul()
+        self.scores = Float32Scores()
         self.values_matmul = ops.BatchMatMul(transpose_b=True)
-        self.softmax = ops.Softmax(axis=-1)
 
     def construct(self, q, k, v, pe):
-        n, h, w, dtype = q.shape[0], q.shape[2], q.shape[3], q.dtype
+        h, w = q.shape[2], q.shape[3]
         grid = halo.BlockGrid(h, w, self.kernel_size, self.stride, self.dilation, self.block)
-        # k - pe and v share one tiling; stacked on the batch axis, they split by cheap
-        # contiguous slices
-        tiles = halo.halo_tiles(ops.concat((k - pe, v), 0), grid, self.padding)
-        nb = n * grid.num_blocks
-        queries = halo.query_blocks(subsample(q, self.stride), grid)
-        keys = tiles[:nb]
-        if dtype != ms.float32:
-            queries, keys = queries.astype(ms.float32), keys.astype(ms.float32)
-        prob = self.softmax(self.logits_matmul(queries, keys) + Tensor(halo.window_mask(grid)))
-        if dtype != ms.float32:
-            prob = prob.astype(dtype)
-        return halo.blocks_to_map(self.values_matmul(prob, tiles[nb:]), grid)
+        # tiled separately: sharing one tiling costs a concat and two slices, each a copy
+        prob = self.scores(halo.query_blocks(subsample(q, self.stride), grid),
+                           halo.halo_tiles(k - pe, grid, self.padding),
+                           Tensor(halo.window_mask(grid)))
+        values = halo.halo_tiles(v, grid, self.padding)
+        return halo.blocks_to_map(self.values_matmul(prob.astype(values.dtype), values), grid)
 
 
 _AOT_SOURCE = "local_attention_cpu.cc"
