@@ -476,11 +476,12 @@ def graph_mode(args):
                 row[f"{target}_compile_s"] = None if counts is None else compile_s
         print(f"{impl}: " + json.dumps({k: v for k, v in row.items()
                                         if not k.endswith("_op_types")}), flush=True)
-        if args.json:
-            write_json(args.json, {"partial": True, "graph": out})
-    if "halo" in out and "stream" in out and out["stream"].get("layer_s1_compile_s"):
-        out["halo_over_stream_layer_s1_compile"] = (out["halo"]["layer_s1_compile_s"]
-                                                    / out["stream"]["layer_s1_compile_s"])
+        if args.json:  # after every implementation, so a late failure keeps the rest
+            write_json(args.json, out)
+    if out.get("halo", {}).get("layer_s1_compile_s") and \
+            out.get("stream", {}).get("layer_s1_compile_s"):
+        print("halo / stream layer compile time: "
+              f"{out['halo']['layer_s1_compile_s'] / out['stream']['layer_s1_compile_s']:.3f}")
     return out
 
 
@@ -540,7 +541,9 @@ def main(argv=None):
                          "graph": graph_mode}[args.mode](args)
     result["machine"]["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     if args.json:
-        write_json(args.json, result)
+        # graph mode: {impl: {...}} exactly, the machine in each implementation's entry
+        write_json(args.json, {impl: dict(row, machine=result["machine"]) for impl, row in
+                               result["graph"].items()} if args.mode == "graph" else result)
         print(f"wrote {args.json}")
     return result
 
