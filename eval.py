@@ -16,6 +16,7 @@ from mindspore_acmix import cli  # noqa: E402
 from mindspore_acmix.checkpoint import load_network_checkpoint  # noqa: E402
 from mindspore_acmix.data.pipeline import ImageFolderSplit  # noqa: E402
 from mindspore_acmix.engine.trainer import Evaluator, build_network  # noqa: E402
+from mindspore_acmix.layers import describe_implementations  # noqa: E402
 from mindspore_acmix.runtime import setup_runtime, working_directory  # noqa: E402
 
 
@@ -35,6 +36,7 @@ def main(argv):
         setup_runtime(cfg["device"])
         net = load_network_checkpoint(build_network(cfg), checkpoint, cfg["model"],
                                       ema=args.ema)
+        print(f"evaluating {cfg['model']} ({describe_implementations(net)})", file=sys.stderr)
         split = ImageFolderSplit(cfg, "val")
         for line in split.warnings():
             print(line, file=sys.stderr)

@@ -20,6 +20,7 @@ from mindspore_acmix.checkpoint import load_network_checkpoint  # noqa: E402
 from mindspore_acmix.deploy import (ExportError, check_format, export_network,  # noqa: E402
                                     prepare_for_export)
 from mindspore_acmix.engine.trainer import build_network  # noqa: E402
+from mindspore_acmix.layers import describe_implementations  # noqa: E402
 from mindspore_acmix.runtime import setup_runtime, working_directory  # noqa: E402
 
 
@@ -46,8 +47,9 @@ def main(argv):
                 raise ExportError(f"{name} must be a positive integer, got {value}")
         net = load_network_checkpoint(build_network(cfg), checkpoint, cfg["model"])
         path = export_network(prepare_for_export(net), fmt, args.batch_size, size, output)
-    print(f"wrote {path}: {cfg['model']}, input ({args.batch_size}, 3, {size}, {size}) "
-          f"float32, output ({args.batch_size}, {cfg['num_classes']}) logits", flush=True)
+    print(f"wrote {path}: {cfg['model']} ({describe_implementations(net)}), input "
+          f"({args.batch_size}, 3, {size}, {size}) float32, output ({args.batch_size}, "
+          f"{cfg['num_classes']}) logits", flush=True)
     return 0
 
 

@@ -17,6 +17,16 @@
     input and output widths (C -> C/4), at SAN-10's stage shapes (batch 8: 64@112x112 with
     kernel 3, then 256@56, 512@28, 1024@14, 2048@7 with kernel 7; rel_planes C/16,
     out_planes C/4, share_planes 8, as SAN's Bottleneck builds them).
+--mode graph: per attention implementation (--impls, default halo,stream,aot,unfold), the
+    number of operators in the compiled graphs and the compile times of one ACmix layer
+    (64@56x56 stride 1 and 128@56x56 stride 2, forward + backward, batch 1: the count does
+    not depend on the batch) and of an acmix_resnet50 training step (batch 8, 112x112,
+    SGD with momentum), each compiled in a fresh process. Count: the kernel graphs
+    MindSpore saves once compiled (MS_DEV_SAVE_GRAPHS=1, graph_build_*.ir), every CNode but
+    the bookkeeping ones (Load, MakeTuple, TupleGetItem, UpdateState, Depend, Return); the
+    layer is built with conv_impl="native", what Ascend and GPU compile, and the step with
+    the model's defaults. Compile time: first call minus second call. A step that does not
+    compile within --compile-cap seconds is recorded as null with the reason.
 
 Timing: for each shape, every variant is timed in one process (a fresh one per shape, see
 time_in_subprocess) and the variants take turns within each repetition, so load from
@@ -276,6 +286,15 @@ def layer_mode(args):
         if "torch:acmix" in t:
             row["torch_acmix_over_acmix_time"] = t["torch:acmix"] / t[acmix]
             row["acmix_over_torch_conv_time"] = t[acmix] / t["torch:conv"]
+        for impl in (i for i in impls if i != default):  # e.g. halo_over_unfold_time
+            other = f"acmix:{impl}"
+            for base, ref in (("unfold", "acmix:unfold"), ("conv", "conv")):
+                if base != impl and ref in t:
+                    row[f"{impl}_over_{base}_time"] = t[other] / t[ref]
+                    if m and m.get(other) is not None and m.get(ref) is not None:
+                        row[f"{impl}_over_{base}_mem"] = m[other] / max(m[ref], 1.0)
+            if m and m.get(other) is not None and m.get(acmix) is not None:
+                row[f"{impl}_over_{default}_mem"] = m[other] / max(m[acmix], 1.0)
         if m and m.get(acmix) is not None:
             if m.get("conv") is not None:
                 row["acmix_over_conv_mem"] = m[acmix] / max(m["conv"], 1.0)
@@ -371,11 +390,11 @@ def print_san_row(key, row, variants):
     print(f"{key}: {summary}", flush=True)
 
 
-def train_step_fn(name, batch, image, num_classes):
+def train_step_fn(name, batch, image, num_classes, **model_kwargs):
     import mindspore as ms
     from mindspore import Tensor, nn
     from mindspore_acmix import create_model
-    net = create_model(name, num_classes=num_classes)
+    net = create_model(name, num_classes=num_classes, **model_kwargs)
     net.set_train(True)
     opt = nn.Momentum(net.trainable_params(), learning_rate=0.01, momentum=0.9)
     train = nn.TrainOneStepCell(nn.WithLossCell(net, nn.CrossEntropyLoss()), opt)
@@ -446,9 +465,106 @@ def infer_mode(args):
     return out
 
 
+BOOKKEEPING_OPS = {"Load", "MakeTuple", "TupleGetItem", "UpdateState", "Depend", "Return"}
+GRAPH_TARGETS = {"layer_s1": (64, 56, 1), "layer_s2": (128, 56, 2)}
+
+
+def count_ir_ops(folder):
+    """{op name: count} over the compiled kernel graphs MindSpore saved in `folder`."""
+    import collections
+    import glob
+    import re
+    node = re.compile(r"^\s+%\d+\([^)]*\) = (?:PrimFunc_)?([A-Za-z0-9_]+)")
+    counts = collections.Counter()
+    for path in glob.glob(os.path.join(folder, "graph_build_*.ir")):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                match = node.match(line)
+                if match and match.group(1) not in BOOKKEEPING_OPS:
+                    counts[match.group(1)] += 1
+    return dict(counts)
+
+
+def graph_probe(impl, target, batch, image):
+    """Run in a fresh process with MS_DEV_SAVE_GRAPHS set: compile one target twice-run,
+    return the compile time (first call minus second)."""
+    ms = ms_setup()
+    from mindspore import Tensor
+    from mindspore_acmix.layers import ACmix
+    rng = np.random.default_rng(0)
+    if target == "resnet50":
+        from mindspore_acmix import create_model  # noqa: F401 (train_step_fn builds it)
+        step = train_step_fn("acmix_resnet50", batch, image, 1000, attn_impl=impl)
+    else:
+        channels, size, stride = GRAPH_TARGETS[target.replace("_fwd", "")]
+        net = ACmix(channels, channels, stride=stride, attn_impl=impl, conv_impl="native")
+        x = Tensor(rng.standard_normal((1, channels, size, size)).astype(np.float32))
+        if target.endswith("_fwd"):
+            fwd = ms.jit(net)
+
+            def step():
+                fwd(x).asnumpy()
+        else:
+            step = ms_step(net, x)
+    t0 = time.perf_counter()
+    step()
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    step()
+    return first - (time.perf_counter() - t0)
+
+
+def run_graph_probe(impl, target, args):
+    """(op counts, compile seconds) of one target in a fresh process, or (None, reason)."""
+    with tempfile.TemporaryDirectory() as folder:
+        cmd = [sys.executable, os.path.abspath(__file__), "--graph-probe", f"{impl},{target}",
+               "--batch", str(args.graph_batch), "--image", str(args.graph_image)]
+        env = dict(os.environ, MS_DEV_SAVE_GRAPHS="1", MS_DEV_SAVE_GRAPHS_PATH=folder)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder, env=env,
+                                  timeout=args.compile_cap)
+        except subprocess.TimeoutExpired:
+            return None, f"did not compile and run within {args.compile_cap} s"
+        for line in proc.stdout.splitlines():
+            if line.startswith("COMPILE_S "):
+                return count_ir_ops(folder), float(line.split()[1])
+        return None, f"failed (rc {proc.returncode}): {proc.stderr.strip()[-300:]}"
+
+
+def graph_mode(args):
+    impls = args.impls.split(",") if args.impls else ["halo", "stream", "aot", "unfold"]
+    targets = ["layer_s1_fwd", "layer_s1", "layer_s2_fwd", "layer_s2"]
+    if not args.no_model:
+        targets.append("resnet50")
+    out = {}
+    for impl in impls:
+        row = out.setdefault(impl, {})
+        for target in targets:
+            print(f"   {impl} {target}", flush=True)
+            counts, compile_s = run_graph_probe(impl, target, args)
+            key = "resnet50_step" if target == "resnet50" else target
+            row[f"{key}_ops"] = None if counts is None else sum(counts.values())
+            if counts is None:
+                row[f"{key}_error"] = compile_s
+            elif target != "resnet50":
+                row[f"{key}_op_types"] = counts
+            if not target.endswith("_fwd"):
+                row[f"{target}_compile_s"] = None if counts is None else compile_s
+        print(f"{impl}: " + json.dumps({k: v for k, v in row.items()
+                                        if not k.endswith("_op_types")}), flush=True)
+        if args.json:  # after every implementation, so a late failure keeps the rest
+            write_json(args.json, out)
+    if out.get("halo", {}).get("layer_s1_compile_s") and \
+            out.get("stream", {}).get("layer_s1_compile_s"):
+        print("halo / stream layer compile time: "
+              f"{out['halo']['layer_s1_compile_s'] / out['stream']['layer_s1_compile_s']:.3f}")
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--mode", choices=("layer", "model", "infer", "san"), default="layer")
+    p.add_argument("--mode", choices=("layer", "model", "infer", "graph", "san"),
+                   default="layer")
     p.add_argument("--json", help="write the results to this JSON file")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeat", type=int, default=7, help="timed repetitions (layer mode)")
@@ -466,7 +582,13 @@ def main(argv=None):
     p.add_argument("--image", type=int, default=224)
     p.add_argument("--infer-batch", type=int, default=1)
     p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--graph-batch", type=int, default=8, help="graph mode: the step's batch")
+    p.add_argument("--graph-image", type=int, default=112, help="graph mode: the step's image")
+    p.add_argument("--compile-cap", type=int, default=1200,
+                   help="graph mode: seconds a probe may take before it counts as failed")
+    p.add_argument("--no-model", action="store_true", help="graph mode: layers only")
     p.add_argument("--memory-probe", help=argparse.SUPPRESS)
+    p.add_argument("--graph-probe", help=argparse.SUPPRESS)
     p.add_argument("--timing-probe", help=argparse.SUPPRESS)
     p.add_argument("--probe-shape", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -477,6 +599,10 @@ def main(argv=None):
         times = timing_probe(args.timing_probe.split(","), channels, args.batch, size,
                              args.threads, args.repeat, args.warmup)
         print("TIMES_JSON " + json.dumps(times))
+        return None
+    if args.graph_probe:
+        impl, target = args.graph_probe.split(",")
+        print(f"COMPILE_S {graph_probe(impl, target, args.batch, args.image):.3f}")
         return None
     if args.memory_probe:
         channels, size = (int(v) for v in args.probe_shape.split(","))
@@ -489,10 +615,12 @@ def main(argv=None):
     result = {"machine": info, "mode": args.mode,
               "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}
     result[args.mode] = {"layer": layer_mode, "model": model_mode, "infer": infer_mode,
-                         "san": san_mode}[args.mode](args)
+                         "graph": graph_mode, "san": san_mode}[args.mode](args)
     result["machine"]["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     if args.json:
-        write_json(args.json, result)
+        # graph mode: {impl: {...}} exactly, the machine in each implementation's entry
+        write_json(args.json, {impl: dict(row, machine=result["machine"]) for impl, row in
+                               result["graph"].items()} if args.mode == "graph" else result)
         print(f"wrote {args.json}")
     return result
 

@@ -2,8 +2,8 @@
 
 Export builds the network with the same builder as train.py and eval.py, loads the
 checkpoint strictly and switches it to a portable formulation that computes the same
-numbers: the ACmix local attention as graph operators (attn_impl "stream" instead of the
-CPU-only C++ kernel) and every convolution as the native Conv2D (instead of the per-tap
+numbers: the ACmix local attention as blocked batched matmuls (attn_impl "halo" instead of
+the CPU-only C++ kernel) and every convolution as the native Conv2D (instead of the per-tap
 matmuls used for speed on CPU). The parameters are the same, so nothing about training
 changes; the exported graph runs on any backend and translates to ONNX.
 
@@ -30,7 +30,6 @@ from . import atomic
 from .layers.acmix import ACmix
 from .layers.conv import SameConv2d
 from .layers.san import SAM
-from .ops.local_attention import LOCAL_ATTENTION
 
 FORMATS = ("MINDIR", "AIR", "ONNX")
 EXTENSIONS = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
@@ -61,14 +60,14 @@ def check_format(file_format, device):
 
 def make_portable(net):
     """Switch `net` in place to the graph-operator formulations (same parameters, same
-    numbers): ACmix attention "stream", convolutions "native". Returns net."""
+    numbers): ACmix attention "halo", convolutions "native". Returns net."""
     for _, cell in net.cells_and_names():
-        if isinstance(cell, ACmix) and cell.attn_impl not in ("stream", "unfold"):
-            cell.attention = LOCAL_ATTENTION["stream"](cell.kernel_att, cell.stride,
-                                                       cell.dilation)
-            cell.attn_impl = "stream"
+        if isinstance(cell, ACmix):
+            cell.attn_request = "halo"
+            if cell.attn_impl != "halo":
+                cell.set_attention("halo")
         elif isinstance(cell, SameConv2d):
-            cell.impl = "native"
+            cell.impl_request = cell.impl = "native"
 
     for _, cell in net.cells_and_names():  # SAN's operators: the C++ kernels -> "halo"
         if isinstance(cell, SAM) and cell.san_impl == "aot":

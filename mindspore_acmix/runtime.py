@@ -38,9 +38,15 @@ def setup_runtime(device="auto", mode="graph"):
                           "is); use --device CPU, or device: auto to pick what is there")
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
     ms.set_device(device)
-    if device == "Ascend":
-        ms.set_context(jit_config={"jit_level": "O2"})  # graph sinking, Ascend only
     return device
+
+
+def jit_level(device=None):
+    """The compile level for ms.jit(..., jit_level=...), where MindSpore 2.10 reads it (its
+    set_context(jit_config=...) is deprecated, and jit_level "O2" with it; 2.10 documents
+    "O0", the default, and "O1"): "O1" (common optimizations plus automatic operator fusion,
+    what graph-kernel fusion became) on Ascend, "O0" elsewhere."""
+    return "O1" if (device or ms.get_context("device_target")) == "Ascend" else "O0"
 
 
 @contextlib.contextmanager

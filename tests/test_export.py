@@ -81,12 +81,12 @@ def test_export_switches_to_portable_operators_only(tiny_checkpoint):
     net = prepare_for_export(load_network_checkpoint(build_network(cfg), path))
     acmix = [c for _, c in net.cells_and_names() if isinstance(c, ACmix)]
     convs = [c for _, c in net.cells_and_names() if isinstance(c, SameConv2d)]
-    assert len(acmix) == 4 and all(c.attn_impl == "stream" for c in acmix)
+    assert len(acmix) == 4 and all(c.attn_impl == "halo" for c in acmix)
     assert convs and all(c.impl == "native" for c in convs)
     assert not net.training
     assert all(p.dtype == ms.float32 for p in net.get_parameters())
     # the training network is a separate object and keeps its fast CPU implementations
-    assert build_network(cfg).layer1[0].conv2.attn_impl in ("aot", "stream")
+    assert build_network(cfg).layer1[0].conv2.attn_impl in ("aot", "halo")
 
 
 @pytest.mark.parametrize("batch,size", [(1, 32), (3, 40)])

@@ -1,7 +1,7 @@
 """A small ACmix-ResNet exported to MindIR and loaded in a fresh process gives the same
 logits: with the default attention path (the AOT kernel on CPU, whose MindIR refers to the
 cached library by absolute path) and with the graph-operator path that export tools can
-force with attn_impl="stream"."""
+force with attn_impl="halo"."""
 import os
 import subprocess
 import sys
@@ -25,13 +25,13 @@ np.save(sys.argv[3], graph(Tensor(np.load(sys.argv[2]))).asnumpy())
 """
 
 
-@pytest.mark.parametrize("attn_impl", ["auto", "stream"])
+@pytest.mark.parametrize("attn_impl", ["auto", "halo"])
 def test_mindir_loads_in_a_fresh_process(attn_impl, tmp_path):
     net = ACmixResNet([1, 1, 1, 1], k_att=3, head=2, num_classes=10, attn_impl=attn_impl)
     net.set_train(False)
     impl = net.layer1[0].conv2.attn_impl
     if attn_impl == "auto":  # on this CPU the default is the AOT kernel wherever it builds
-        assert impl == ("aot" if aot_unavailable_reason() is None else "stream")
+        assert impl == ("aot" if aot_unavailable_reason() is None else "halo")
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
     expected = net(Tensor(x)).asnumpy()
     ms.export(net, Tensor(x), file_name=str(tmp_path / "net"), file_format="MINDIR")

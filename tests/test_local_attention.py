@@ -61,19 +61,21 @@ def test_matches_torch(geometry, attn_impl, request):
         assert_close(got[0], arrays[2], 1e-6, "one-pixel window returns v")
 
 
-def test_auto_picks_the_kernel_on_cpu():
+def test_auto_picks_the_kernel_on_cpu_and_halo_elsewhere():
     assert ms.get_context("device_target") == "CPU"
-    expected = "aot" if local_attention.aot_unavailable_reason() is None else "stream"
+    expected = "aot" if local_attention.aot_unavailable_reason() is None else "halo"
     assert resolve_local_attention("auto") == expected
     assert ACmix(8, 8).attn_impl == expected
+    assert resolve_local_attention("auto", "GPU") == resolve_local_attention("auto", "Ascend") \
+        == "halo"
 
 
-def test_no_compiler_falls_back_to_stream(monkeypatch):
+def test_no_compiler_falls_back_to_halo(monkeypatch):
     monkeypatch.setattr(aot_build, "find_compiler", lambda: None)
     monkeypatch.setattr(local_attention, "_aot_state", {})
     monkeypatch.setattr(local_attention, "_warned", set())
-    with pytest.warns(UserWarning, match="no C\\+\\+ compiler found.*attn_impl='stream'"):
-        assert ACmix(8, 8).attn_impl == "stream"
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler found.*attn_impl='halo'"):
+        assert ACmix(8, 8).attn_impl == "halo"
     with pytest.raises(RuntimeError, match="attn_impl='aot' is unavailable: no C\\+\\+ compiler"):
         ACmix(8, 8, attn_impl="aot")
 
@@ -99,6 +101,6 @@ def test_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path):
 
 
 def test_invalid_name_lists_the_choices():
-    with pytest.raises(ValueError, match=r"attn_impl must be 'auto' or one of \['aot', 'stream', "
-                                         r"'unfold'\], got 'cuda'"):
+    with pytest.raises(ValueError, match=r"attn_impl must be 'auto' or one of \['aot', 'halo', "
+                                         r"'stream', 'unfold'\], got 'cuda'"):
         resolve_local_attention("cuda")

@@ -8,6 +8,7 @@ from mindspore import Tensor, nn
 
 from mindspore_acmix import config as C
 from mindspore_acmix.engine.accumulate import GradAccumulator
+from mindspore_acmix.engine.distributed import step_key
 from mindspore_acmix.engine.ema import EMA
 from mindspore_acmix.engine.sync_bn import check_sync_bn
 from mindspore_acmix.engine.trainer import TrainStep
@@ -24,6 +25,10 @@ class Tiny(nn.Cell):
 
     def construct(self, x):
         return self.fc2(self.act(self.fc1(x)))
+
+
+# the stochastic layers' key of a step (Tiny has none, but the step takes one)
+KEY = step_key(0, 0, 0)
 
 
 def make_step(accumulate, steps_per_epoch, ema_decay=None):
@@ -50,13 +55,13 @@ def test_accumulation_equals_the_larger_batch():
     x = rng.standard_normal((12, 6)).astype(np.float32)
     y = rng.integers(0, 3, 12).astype(np.int32)
     big_net, big_opt, big = make_step(1, 2)
-    big(Tensor(x[:8]), Tensor(y[:8]))
-    big(Tensor(x[8:]), Tensor(y[8:]))
+    big(Tensor(x[:8]), Tensor(y[:8]), KEY)
+    big(Tensor(x[8:]), Tensor(y[8:]), KEY)
     net, opt, small = make_step(2, 3)
     for epoch in range(2):  # the second epoch checks the cycle restarts at the boundary
         seen = []
         for i in range(3):
-            small(Tensor(x[4 * i:4 * i + 4]), Tensor(y[4 * i:4 * i + 4]))
+            small(Tensor(x[4 * i:4 * i + 4]), Tensor(y[4 * i:4 * i + 4]), KEY)
             seen.append(int(opt.global_step.asnumpy().item()))
         assert seen == [2 * epoch, 2 * epoch + 1, 2 * epoch + 2]
         if epoch == 0:
@@ -71,7 +76,7 @@ def test_ema_follows_each_update():
     y = Tensor(np.array([0, 1, 2, 0], np.int32))
     net, _, step = make_step(1, 1, ema_decay=0.75)
     before = weights(net)
-    step(x, y)
+    step(x, y, KEY)
     after = weights(net)
     ema = {e.name: e.asnumpy().copy() for e in step.ema.weights}  # asnumpy may be a view
     for name in before:

@@ -17,7 +17,9 @@ from ..checkpoint import (CheckpointError, check_state_dict, describe, read_chec
                           save_checkpoint_atomic)
 from ..data.pipeline import ImageFolderSplit, check_same_classes
 from ..factory import create_model
+from ..layers.placement import describe_implementations, place_network
 from ..layers.stochastic import RNG_KEY
+from ..runtime import jit_level
 from ..tools.rates import write_figure_of_network
 from .accumulate import GradAccumulator, updates_per_epoch
 from .distributed import (RankMean, all_gather, all_reduce_sum, describe_world_change,
@@ -43,9 +45,11 @@ class Interrupted(KeyboardInterrupt):
 
 
 def build_network(cfg):
-    """The configured model; unknown model_kwargs become a ConfigError."""
+    """The configured model, its implementations placed for the current device (see
+    layers.placement); unknown model_kwargs become a ConfigError."""
     try:
-        return create_model(cfg["model"], num_classes=cfg["num_classes"], **cfg["model_kwargs"])
+        return place_network(create_model(cfg["model"], num_classes=cfg["num_classes"],
+                                          **cfg["model_kwargs"]))
     except TypeError as exc:
         raise config_lib.ConfigError(f"model_kwargs {cfg['model_kwargs']} do not fit "
                                      f"{cfg['model']}: {exc}") from None
@@ -126,7 +130,7 @@ class Evaluator:
 
     def __init__(self, net, split, world):
         self.net, self.split, self.world = net, split, world
-        self.forward = ms.jit(net)
+        self.forward = ms.jit(net, jit_level=jit_level())
 
     def run(self, epoch=0):
         self.net.set_train(False)
@@ -207,7 +211,7 @@ class Trainer:
             self.train_step.accumulator = GradAccumulator(
                 self.opt.parameters, cfg["accumulate_steps"], self.steps_per_epoch)
         self.ema = self.train_step.ema = EMA(self.net, cfg["ema_decay"]) if cfg["ema"] else None
-        self.step = ms.jit(self.train_step)
+        self.step = ms.jit(self.train_step, jit_level=jit_level())
         self.evaluator = Evaluator(self.net, self.val_split, self.world)
         self.start_epoch, self.best_top1 = 0, -1.0
         self.saved_epoch = 0  # the last epoch whose checkpoint is written
@@ -405,7 +409,8 @@ class Trainer:
         progress = Progress(cfg, self.steps_per_epoch, self.world, self.log,
                             self.val_split.num_samples)
         self.log(f"training {cfg['model']} on {self.device} ({self.world} device(s), amp "
-                 f"{self.amp}): {self.train_split.num_samples} train / "
+                 f"{self.amp}, {describe_implementations(self.net)}): "
+                 f"{self.train_split.num_samples} train / "
                  f"{self.val_split.num_samples} val images, {self.steps_per_epoch} steps per "
                  f"epoch, epochs {self.start_epoch + 1}..{cfg['epochs']}")
         done_this_run = 0

@@ -19,6 +19,7 @@ from mindspore import Parameter, Tensor, nn, ops
 
 from ..ops.local_attention import LOCAL_ATTENTION, resolve_local_attention, window_padding
 from .conv import SameConv2d
+from .placement import DevicePlaced, check_placement, current_device
 
 DEP_CONV_INITS = ("shift", "kaiming")
 
@@ -52,7 +53,7 @@ def shift_kernels(out_channels, kernel_size):
     return np.tile(kernel[None], (out_channels, 1, 1, 1))
 
 
-class ACmix(nn.Cell):
+class ACmix(DevicePlaced, nn.Cell):
     """Shared 1x1 projections feeding a local self-attention path and a shift-convolution path.
 
     Args:
@@ -63,11 +64,12 @@ class ACmix(nn.Cell):
             "kaiming" (what the official ResNet ends up with, because it re-initialises
             every Conv2d with Kaiming normal after building the blocks).
         attn_impl: the local attention implementation (see ops.local_attention): "auto"
-            (the C++ kernel on CPU when it builds, else "stream"), "aot", "stream" (graph
-            operators only: Ascend, GPU, ONNX export) or "unfold" (the reference).
+            ("aot", the C++ kernel, on CPU when it builds; "halo" elsewhere), "halo" (blocked
+            batched matmuls: Ascend, GPU, export), "aot", "stream" or "unfold" (references).
+            "auto" is resolved for the device the layer runs on (see layers.placement).
         conv_impl: how the convolutions run (see layers.conv): "auto" (per-tap matmuls on
             CPU, where MindSpore's grouped 3x3 Conv2D is slow; the native kernel elsewhere),
-            "native" or "matmul". Parameters and numbers are the same either way. Parameters and numbers are the same either way.
+            "native" or "matmul". Parameters and numbers are the same either way.
     """
 
     def __init__(self, in_planes, out_planes, kernel_att=7, head=4, kernel_conv=3, stride=1,
@@ -90,8 +92,9 @@ class ACmix(nn.Cell):
         self.head_dim = out_planes // head
         self.scaling = float(self.head_dim) ** -0.5
         self.padding_att = window_padding(kernel_att, dilation)
-        self.attn_impl = resolve_local_attention(attn_impl)
-        self.attention = LOCAL_ATTENTION[self.attn_impl](kernel_att, stride, dilation)
+        resolve_local_attention(attn_impl)  # validates the name before anything is built
+        self.attn_request, self.attn_impl, self.placed_for = attn_impl, None, None
+        self.place(current_device())
 
         self.rate1 = Parameter(Tensor([0.5], ms.float32), name="rate1")
         self.rate2 = Parameter(Tensor([0.5], ms.float32), name="rate2")
@@ -106,6 +109,29 @@ class ACmix(nn.Cell):
             weight_init=Tensor(shift_kernels(out_planes, kernel_conv)) if dep_conv_init == "shift"
             else "he_normal", impl=conv_impl)
 
+    def place(self, device):
+        """Resolve attn_impl for `device` (layers.placement); "aot" off CPU is a ValueError."""
+        if self.attn_impl == "aot" and self.attn_request == "aot" and device != "CPU":
+            raise ValueError(f"ACmix was built with attn_impl='aot' (the C++ CPU kernel) for "
+                             f"device target {self.placed_for} but runs under {device}: use "
+                             "attn_impl='auto' or 'halo'")
+        name = resolve_local_attention(self.attn_request, device)
+        if name != self.attn_impl:
+            self.set_attention(name)
+        self.placed_for = device
+
+    def set_attention(self, name):
+        """Switch to the local-attention implementation `name` (same parameters, numbers)."""
+        self.attention = LOCAL_ATTENTION[name](self.kernel_att, self.stride, self.dilation)
+        self.attn_impl = name
+
+    def implementation(self):
+        return "attention", self.attn_impl
+
+    @property
+    def adaptive(self):
+        return self.attn_request == "auto" or self.attn_impl == "aot"
+
     def _check_input(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_planes:
             raise ValueError(f"ACmix expects input (N, {self.in_planes}, H, W), got {x.shape}")
@@ -118,6 +144,7 @@ class ACmix(nn.Cell):
 
     def construct(self, x):
         self._check_input(x)
+        check_placement("ACmix", self.placed_for, self.adaptive)
         q, k, v = self.conv1(x), self.conv2(x), self.conv3(x)
         b, _, h, w = q.shape
         n, d = self.head, self.head_dim

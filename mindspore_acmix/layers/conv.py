@@ -19,19 +19,21 @@ from mindspore import nn, ops
 
 from ..ops.local_attention import subsample
 from ..ops.shift import shift2d
+from .placement import DevicePlaced, check_placement, current_device
 
 CONV_IMPLS = ("auto", "native", "matmul")
 
 
-def resolve_conv_impl(impl):
+def resolve_conv_impl(impl, device=None):
+    """The implementation `impl` stands for on `device` (default: the current target)."""
     if impl not in CONV_IMPLS:
         raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
     if impl == "auto":
-        return "matmul" if ms.get_context("device_target") == "CPU" else "native"
+        return "matmul" if (device or ms.get_context("device_target")) == "CPU" else "native"
     return impl
 
 
-class SameConv2d(nn.Conv2d):
+class SameConv2d(DevicePlaced, nn.Conv2d):
     """nn.Conv2d with an odd square kernel and padding = dilation * (kernel_size // 2)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, dilation=1, group=1,
@@ -41,14 +43,28 @@ class SameConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, pad_mode="pad",
                          padding=dilation * (kernel_size // 2), dilation=dilation, group=group,
                          has_bias=has_bias, weight_init=weight_init, bias_init=bias_init)
-        self.impl = resolve_conv_impl(impl)
+        self.impl_request, self.impl = impl, resolve_conv_impl(impl)
+        self.placed_for = current_device()
         self.ksize, self.step, self.groups = kernel_size, stride, group
         # (tap row, tap column, dy, dx): tap (a, c) reads x[i + (a - k // 2) * dilation]
         half = kernel_size // 2
         self.offsets = tuple((a, c, (half - a) * dilation, (half - c) * dilation)
                              for a in range(kernel_size) for c in range(kernel_size))
 
+    def place(self, device):
+        """Resolve conv_impl "auto" for `device` (see layers.placement)."""
+        self.impl = resolve_conv_impl(self.impl_request, device)
+        self.placed_for = device
+
+    def implementation(self):
+        return "convolution", self.impl
+
+    @property
+    def adaptive(self):
+        return self.impl_request == "auto"
+
     def construct(self, x):
+        check_placement("SameConv2d", self.placed_for, self.adaptive)
         if self.impl == "native":
             out = self.conv2d(x, self.weight)
         elif self.step > 1 and self.ksize > 1:

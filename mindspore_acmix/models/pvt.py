@@ -91,7 +91,8 @@ class PVTAttention(nn.Cell):
         b, n, c = q.shape
         q = q.reshape(b, n, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
         kv = kv.reshape(b, -1, 2, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
-        attn = ops.matmul(q, kv[0].swapaxes(-2, -1)) * self.scale
+        # q scaled before the product, as Swin does: q k^T itself can overflow float16
+        attn = ops.matmul(q * self.scale, kv[0].swapaxes(-2, -1))
         attn = self.attn_drop(ops.softmax(attn, -1))
         return self.proj(ops.matmul(attn, kv[1]).transpose(0, 2, 1, 3).reshape(b, n, c))
 

@@ -11,17 +11,17 @@ Ascend's Cube units and GPUs' tensor cores), and a constant (b*b, L*L) pattern s
 halo positions are in which query's window. Memory is bounded by the shapes: one tile of L*L
 per block instead of k*k copies of the map.
 
-Every function here uses only reshape, transpose, slice, concat and zeros (no Im2Col, PadV3,
-Gather, loops over blocks), so each map costs a fixed number of graph operators whatever the
-number of blocks, and exports to MindIR and ONNX. The HaloNet trick (Vaswani et al., 2021)
-builds the tiles: the padded map is cut along each axis into chunks of b*stride rows, each
-chunk is concatenated with its next neighbour(s), and the result is cropped to L.
+Every function here uses only matmul, reshape, transpose, slice, concat and zeros (no
+Im2Col, PadV3, Gather, loops over blocks), so each map costs a fixed number of graph
+operators whatever the number of blocks, and exports to MindIR and ONNX. The tiles are
+HaloNet's (Vaswani et al., 2021) blocked halos, cut out along each axis by one matmul with a
+constant 0/1 matrix that also does the reflection padding (see halo_tiles).
 
 API (used by ops.local_attention "halo" and meant for any other windowed operator):
 
     grid = BlockGrid(height, width, kernel_size, stride, dilation, block)
     qb = query_blocks(x, grid)           # (N, C, out_h, out_w) -> (N*nb, b*b, C)
-    tiles = halo_tiles(xp, grid)         # padded (N, C, H + 2p, W + 2p) -> (N*nb, C, L*L)
+    tiles = halo_tiles(x, grid, p)       # (N, C, H, W) reflect-padded by p -> (N*nb, C, L*L)
     y = blocks_to_map(yb, grid)          # (N*nb, b*b, C) -> (N, C, out_h, out_w)
     window_mask(grid)                    # (b*b, L*L) float32: 0 in the window, MASK_VALUE out
     window_index(grid)                   # (b*b, k*k) int: halo position of window offset j
@@ -31,7 +31,7 @@ where nb = grid.blocks_y * grid.blocks_x, block index = (n, block row, block col
 order, and window offset j = a * k + c is window row a, column c (row-major, as ops.unfold).
 """
 import numpy as np
-from mindspore import ops
+from mindspore import Tensor, ops
 
 from .shift import pad_axis
 
@@ -46,17 +46,15 @@ def out_size(n, stride):
 
 
 def default_block(kernel_size, stride=1, dilation=1):
-    """The block side used when none is given (see BlockGrid).
+    """The block side used when none is given: 4.
 
-    Measured on CPU (benchmarks/bench_acmix.py --mode block) for the ACmix layer: the logits
-    cost b*b*L*L per block, i.e. (L/b)**2 * k**2 ... L**2 per query, which grows with b, while
-    the tiles cost (L/b)**2 pixels per pixel of the map, which shrinks with b. For the window
-    sizes ACmix uses (7 at stride 1, 7 at stride 2) b = 8 at stride 1 and b = 4 at stride 2
-    give the fastest forward + backward with logits about 4x the k*k window and tiles about
-    3x the map; larger windows (dilated) keep b*stride >= the window's span so a tile needs at
-    most one neighbouring chunk per axis.
-    """
-    return 8 if stride == 1 else 4
+    The trade-off: the logits cost L*L per query (L = (b - 1) * stride + (k - 1) * dilation
+    + 1, so they grow with b) and the tiles (L / b)**2 pixels per pixel of the map (they shrink
+    with b). Measured for the ACmix layer at 64@56x56, batch 8, kernel 7 (graph mode, 2-core
+    CPU, fwd+bwd, peak memory growth of the whole layer): b = 4 took 1380 MB and b = 8
+    1616 MB in the same time (7.1 s under load ~18), b = 2 was 1.7x slower than b = 8 for the
+    attention alone. 4 is also what stride 2 wants (L = 13 for kernel 7)."""
+    return 4
 
 
 class BlockGrid:
@@ -103,27 +101,45 @@ def _fit_axis(x, axis, size):
     return pad_axis(x, axis, 0, size - n, fill="zero") if n < size else x
 
 
-def _halo_axis(x, axis, blocks, grid):
-    """Split axis into (blocks, halo): block t covers rows [t*chunk, t*chunk + halo)."""
-    chunk, m = grid.chunk, grid.neighbours
-    x = _fit_axis(x, axis, (blocks + m) * chunk)
-    x = x.reshape(x.shape[:axis] + (blocks + m, chunk) + x.shape[axis + 1:])
-    if m:
-        x = ops.concat(tuple(ops.narrow(x, axis, i, blocks) for i in range(m + 1)), axis + 1)
-    if (m + 1) * chunk != grid.halo:
-        x = ops.narrow(x, axis + 1, 0, grid.halo)
-    return x
+def axis_selector(n, blocks, grid, padding=0, fill="reflect"):
+    """(n, blocks * L) 0/1 matrix: column t*L + r picks, from an axis of n pixels padded by
+    `padding` (reflect: torch's ReflectionPad, the edge not repeated; zero), padded position
+    t*chunk + r. Positions past the padded axis (reached by no query's window) are zero."""
+    if fill not in ("reflect", "zero"):
+        raise ValueError(f"fill must be 'reflect' or 'zero', got {fill!r}")
+    if fill == "reflect" and padding > n - 1:
+        raise ValueError(f"reflect padding of {padding} needs a size of at least "
+                         f"{padding + 1}, got {n}")
+    # vectorised, no Python loop: graph mode would unroll one over the blocks
+    padded = (np.arange(blocks)[:, None] * grid.chunk + np.arange(grid.halo)[None, :]).reshape(-1)
+    src = padded - padding
+    if fill == "zero":
+        valid = (src >= 0) & (src < n)
+    else:
+        valid = src < n + padding
+        src = np.where(src < 0, -src, np.where(src >= n, 2 * (n - 1) - src, src))
+    return ((np.arange(n)[:, None] == src[None, :]) & valid[None, :]).astype(np.float32)
 
 
-def halo_tiles(xp, grid):
-    """Tiles of the padded map xp (N, C, Hp, Wp): (N * num_blocks, C, L*L), tile (r, c) being
-    xp[..., block_row * chunk + r, block_col * chunk + c]. Positions past the map that no
-    query's window reaches are zeros."""
-    n, c = xp.shape[0], xp.shape[1]
-    x = _halo_axis(xp, 2, grid.blocks_y, grid)         # (N, C, by, L, Wp')
-    x = _halo_axis(x, 4, grid.blocks_x, grid)          # (N, C, by, L, bx, L)
-    x = x.transpose(0, 2, 4, 1, 3, 5)                  # (N, by, bx, C, L, L)
-    return x.reshape(n * grid.num_blocks, c, grid.halo * grid.halo)
+def halo_tiles(x, grid, padding=0, fill="reflect"):
+    """Tiles of the map x (N, C, H, W) padded by `padding` (reflect or zero fill; 0: x is
+    already the padded map): (N * num_blocks, C, L*L), tile (r, c) of block (ty, tx) being
+    padded_x[..., ty * chunk + r, tx * chunk + c] (zero past the padded map).
+
+    Each axis is one matmul with a constant 0/1 selection matrix (axis_selector) that does
+    the padding and the overlapping cut into halos at once: two matmuls and one transpose,
+    whatever the number of blocks, where slicing halos out costs an operator per block (or,
+    HaloNet's chunk-and-concatenate, a dozen slices and copies per map, slow on CPU); the
+    backward is the transposed matmul, which adds each mirrored pixel's gradient back onto
+    its source exactly."""
+    n, c, h, w = x.shape
+    L, by, bx = grid.halo, grid.blocks_y, grid.blocks_x
+    sel_w = Tensor(axis_selector(w, bx, grid, padding, fill), x.dtype)
+    sel_h = Tensor(axis_selector(h, by, grid, padding, fill).T.copy(), x.dtype)
+    t = ops.matmul(x.reshape(n * c * h, w), sel_w).reshape(n * c, h, bx * L)
+    t = ops.matmul(sel_h, t)                                           # (N*C, by*L, bx*L)
+    t = t.reshape(n, c, by, L, bx, L).transpose(0, 2, 4, 1, 3, 5)      # (N, by, bx, C, L, L)
+    return t.reshape(n * grid.num_blocks, c, L * L)
 
 
 def query_blocks(x, grid):

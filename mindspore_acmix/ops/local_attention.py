@@ -20,20 +20,26 @@ which is one extra feature map rather than a second window of positional encodin
 Implementations (ACmix(attn_impl=...) picks one by name):
 - "unfold": the reference, the official code's formulation. It materialises the padded
   keys, values and encodings unfolded into kernel_size**2 copies, forward and backward.
-- "stream": standard graph operators only (slices, multiplies, sums, concat, softmax).
-  It streams over the kernel_size**2 window offsets and has its own backward (a Cell
-  bprop that recomputes the probabilities), so no kernel_size**2-times tensor exists in
-  the graph. For Ascend, GPU, and for export: MindIR and, unlike "aot", ONNX. Caveat
-  measured on MindSpore 2.10 CPU (graph mode): the executor keeps the unrolled
-  per-offset intermediates alive, so its peak memory at 64@56x56, batch 8 is still
-  6.2 GB (the unfold reference: 8.9 GB), and CPU slices are slow (about 5 s fwd+bwd);
-  on CPU use "aot". Not measured on Ascend or GPU.
+- "stream": standard graph operators streaming over the kernel_size**2 window offsets, with
+  its own backward (a Cell bprop that recomputes the probabilities). Kept as a named
+  reference that the benchmarks measure beside "halo": its graph unrolls every offset
+  (about 1,270 forward + backward operators per layer) and, measured on MindSpore 2.10 CPU,
+  the executor keeps the per-offset intermediates alive (6.2 GB at 64@56x56, batch 8).
+- "halo": blocked attention (ops.halo): per b x b block of queries, one batched matmul
+  against the block's halo of the padded k - pe, a constant window mask, a softmax and one
+  batched matmul with the halo of v. Standard operators only (BatchMatMul, Softmax,
+  reshape, transpose, slice, concat), a fixed number of them whatever the map size, memory
+  bounded by the tensor shapes: the path for Ascend, GPU and every export (MindIR, ONNX,
+  the Ascend 310 graph).
 - "aot": C++ CPU kernels (kernels/local_attention_cpu.cc, OpenMP) run as MindSpore AOT
   Custom ops, compiled with the machine's C++ compiler on first use and cached (see
   aot_build). The fastest on CPU. A MindIR using it stores the library's absolute path,
   so it loads in a fresh process on the same machine, but it cannot be exported to ONNX.
-- "auto": "aot" on CPU when the kernel builds, else "stream" (with a warning, once,
-  saying why the kernel is unavailable).
+- "auto": "aot" on CPU when the kernel builds (else "halo", with a warning, once, saying
+  why the kernel is unavailable); "halo" on every other device.
+
+An ACmix layer resolves "auto" for the device target it is built under and again for the
+one it runs under (layers.placement).
 """
 import warnings
 
@@ -189,35 +195,56 @@ class StreamLocalAttention(LocalAttention):
                          reflect_pad2d(v, self.padding))
 
 
+class Float32Scores(nn.Cell):
+    """softmax(queries @ keys + mask) in float32 whatever precision the network runs in.
+
+    Under AMP O2 (MindSpore's auto_mixed_precision calls to_float(float16) on every cell and
+    then casts the inputs of every operator inside) an explicit cast in construct does not
+    survive, so this cell pins its own precision: to_float always means float32 here, and
+    the cast of its inputs is the one MindSpore inserts. q . k over head_dim can overflow
+    float16, and adding the mask to half-precision logits would round them."""
+
+    def __init__(self):
+        super().__init__()
+        self.matmul = ops.BatchMatMul()
+        self.softmax = ops.Softmax(axis=-1)
+
+    def to_float(self, dst_type):
+        return super().to_float(ms.float32)
+
+    def construct(self, queries, keys, mask):
+        if queries.dtype != ms.float32:  # a float16 network without AMP
+            queries, keys = queries.astype(ms.float32), keys.astype(ms.float32)
+        return self.softmax(self.matmul(queries, keys) + mask)
+
+
 class HaloLocalAttention(LocalAttention):
     """Blocked local attention (ops.halo): per b x b block of queries, one batched matmul
     against the block's halo of the padded k - pe, a constant mask that keeps each query's
     window, a softmax and one batched matmul with the halo of v. Standard operators only, a
-    fixed number of them whatever the map size; backward by autodiff.
+    fixed number of them whatever the map size; backward by autodiff (the graph is small:
+    about 70 operators for forward and backward, so a bprop would save nothing).
 
-    Precision: the logits, the mask and the softmax run in float32 whatever the input dtype
-    (under AMP O2 q and k arrive in float16; q . k over head_dim can overflow there, and
-    mixing the mask into half-precision logits would round them); the value aggregation is a
-    convex combination, which cannot overflow, so it runs in the input dtype."""
+    Precision: logits, mask and softmax in float32 (Float32Scores); the value aggregation is
+    a convex combination of values, which cannot overflow, so it runs in the input dtype.
+
+    block: the query block side (default: ops.halo.default_block)."""
 
     def __init__(self, kernel_size, stride=1, dilation=1, block=None):
         super().__init__(kernel_size, stride, dilation)
         self.block = block
-        self.logits_matmul = ops.BatchMatMul()
+        self.scores = Float32Scores()
         self.values_matmul = ops.BatchMatMul(transpose_b=True)
-        self.softmax = ops.Softmax(axis=-1)
 
     def construct(self, q, k, v, pe):
-        d, h, w, dtype = q.shape[1], q.shape[2], q.shape[3], q.dtype
+        h, w = q.shape[2], q.shape[3]
         grid = halo.BlockGrid(h, w, self.kernel_size, self.stride, self.dilation, self.block)
-        mask = Tensor(halo.window_mask(grid))
-        # k - pe and v share one padding and one tiling
-        tiles = halo.halo_tiles(reflect_pad2d(ops.concat((k - pe, v), 1), self.padding), grid)
-        f32 = ms.float32
-        logits = self.logits_matmul(halo.query_blocks(subsample(q, self.stride), grid).astype(f32),
-                                    tiles[:, :d].astype(f32))
-        prob = self.softmax(logits + mask).astype(dtype)
-        return halo.blocks_to_map(self.values_matmul(prob, tiles[:, d:]), grid)
+        # tiled separately: sharing one tiling costs a concat and two slices, each a copy
+        prob = self.scores(halo.query_blocks(subsample(q, self.stride), grid),
+                           halo.halo_tiles(k - pe, grid, self.padding),
+                           Tensor(halo.window_mask(grid)))
+        values = halo.halo_tiles(v, grid, self.padding)
+        return halo.blocks_to_map(self.values_matmul(prob.astype(values.dtype), values), grid)
 
 
 _AOT_SOURCE = "local_attention_cpu.cc"
@@ -236,9 +263,9 @@ def aot_kernel_path():
     return _aot_state["path"]
 
 
-def aot_unavailable_reason():
-    """Why "aot" cannot be used here, or None when it can."""
-    target = ms.get_context("device_target")
+def aot_unavailable_reason(device=None):
+    """Why "aot" cannot be used on `device` (default: the current device target), or None."""
+    target = device or ms.get_context("device_target")
     if target != "CPU":
         return f"the AOT kernel runs on CPU only and the device target is {target}"
     try:
@@ -257,7 +284,7 @@ class AotLocalAttention(LocalAttention):
         reason = aot_unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"attn_impl='aot' is unavailable: {reason}. "
-                               "Use attn_impl='stream' or 'auto'.")
+                               "Use attn_impl='halo' or 'auto'.")
         lib = aot_kernel_path()
 
         def out_size(n):
@@ -306,21 +333,25 @@ LOCAL_ATTENTION = {
 _warned = set()
 
 
-def resolve_local_attention(name="auto"):
-    """The implementation name that `name` stands for here ("auto" resolved)."""
+def resolve_local_attention(name="auto", device=None):
+    """The implementation name that `name` stands for on `device` (default: the current
+    device target), "auto" resolved."""
     if name != "auto" and name not in LOCAL_ATTENTION:
         raise ValueError(
             f"attn_impl must be 'auto' or one of {sorted(LOCAL_ATTENTION)}, got {name!r}")
     if name != "auto":
         return name
-    reason = aot_unavailable_reason()
+    device = device or ms.get_context("device_target")
+    if device != "CPU":
+        return "halo"
+    reason = aot_unavailable_reason(device)
     if reason is None:
         return "aot"
-    if ms.get_context("device_target") == "CPU" and reason not in _warned:
+    if reason not in _warned:
         _warned.add(reason)
         warnings.warn(f"ACmix: the C++ local-attention kernel is unavailable ({reason}); "
-                      "using the slower graph-operator path attn_impl='stream'.", stacklevel=3)
-    return "stream"
+                      "using the graph-operator path attn_impl='halo'.", stacklevel=3)
+    return "halo"
 
 
 def get_local_attention(name="auto"):
