@@ -65,4 +65,4 @@ def linspace(start, stop, num):
     """Python floats evenly spaced from start to stop (torch.linspace(...).tolist())."""
     if num == 1:
         return [float(start)]
-    return [start + (stop - start) * i / (num - 1) for i in range(num)]
+    return [start + (stop - start) * (i / (num - 1)) for i in range(num)]  # ends at stop
