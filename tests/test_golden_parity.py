@@ -40,6 +40,8 @@ def test_acmix_layer_graph(case, attn_impl):
 
 @pytest.mark.parametrize("case", BLOCK_CASES)
 def test_bottleneck_graph(case, attn_impl):
+    if attn_impl == "stream":  # ~20 s a case; a reference now, its parity is the layer cases'
+        pytest.skip("'stream' is checked against the golden layer cases only")
     ctor, golden = load_golden(case)
     check_against(build_bottleneck(ctor, attn_impl), golden, official_state(golden), REL,
                   f"{case} [{attn_impl}]")
