@@ -21,19 +21,26 @@ API (used by ops.local_attention "halo" and meant for any other windowed operato
 
     grid = BlockGrid(height, width, kernel_size, stride, dilation, block)
     qb = query_blocks(x, grid)           # (N, C, out_h, out_w) -> (N*nb, b*b, C)
-    tiles = halo_tiles(x, grid, p)       # (N, C, H, W) reflect-padded by p -> (N*nb, C, L*L)
+    tiles = halo_tiles(x, grid, p)       # (N, C, H, W) reflect-padded by p -> (N*nb, L*L, C)
+    x = halo_tiles_adjoint(tiles, grid, H, W, p)   # its adjoint (the gradient of halo_tiles)
     y = blocks_to_map(yb, grid)          # (N*nb, b*b, C) -> (N, C, out_h, out_w)
     window_mask(grid)                    # (b*b, L*L) float32: 0 in the window, MASK_VALUE out
     window_index(grid)                   # (b*b, k*k) int: halo position of window offset j
-    window_selector(grid)                # (L*L, b*b*k*k) one-hot: tiles @ S = the k*k windows
+    window_selector(grid)                # (L*L, b*b*k*k) one-hot: S.T @ tiles = the k*k windows
 
-where nb = grid.blocks_y * grid.blocks_x, block index = (n, block row, block column) in that
-order, and window offset j = a * k + c is window row a, column c (row-major, as ops.unfold).
+where nb = grid.blocks_y * grid.blocks_x, block index = (n, block column, block row) in that
+order (what lets halo_tiles avoid transposing the tiles), halo and block positions are
+row-major, and window offset j = a * k + c is window row a, column c (row-major, as
+ops.unfold). Tiles and blocks are channel-last: (.., positions, C) is what the batched
+matmuls of an attention take without a transpose.
+
+None of these functions contains an `if` on the traced path: a Cell's construct and its
+bprop may both call them (MindSpore 2.10's graph mode fails with "The func graph is empty"
+on a helper with an `if` shared by the two).
 """
 import numpy as np
 from mindspore import Tensor, ops
 
-from .shift import pad_axis
 
 # The additive mask: exp(MASK_VALUE - max) is 0 in float32 and float16, and the value itself
 # is finite in float16 (max 65504), so a mask cast to half precision stays a mask.
@@ -93,14 +100,6 @@ class BlockGrid:
                 f"s={self.stride}, d={self.dilation}, b={self.block}, L={self.halo})")
 
 
-def _fit_axis(x, axis, size):
-    """Crop or zero-extend x along axis to size (the extension is never inside a window)."""
-    n = x.shape[axis]
-    if n > size:
-        return ops.narrow(x, axis, 0, size)
-    return pad_axis(x, axis, 0, size - n, fill="zero") if n < size else x
-
-
 def axis_selector(n, blocks, grid, padding=0, fill="reflect"):
     """(n, blocks * L) 0/1 matrix: column t*L + r picks, from an axis of n pixels padded by
     `padding` (reflect: torch's ReflectionPad, the edge not repeated; zero), padded position
@@ -123,45 +122,59 @@ def axis_selector(n, blocks, grid, padding=0, fill="reflect"):
 
 def halo_tiles(x, grid, padding=0, fill="reflect"):
     """Tiles of the map x (N, C, H, W) padded by `padding` (reflect or zero fill; 0: x is
-    already the padded map): (N * num_blocks, C, L*L), tile (r, c) of block (ty, tx) being
-    padded_x[..., ty * chunk + r, tx * chunk + c] (zero past the padded map).
+    already the padded map), channel-last: (N * num_blocks, L*L, C), position r*L + c of
+    block (ty, tx) being padded_x[:, :, ty * chunk + r, tx * chunk + c] (zero past the padded
+    map), blocks in (n, tx, ty) order.
 
     Each axis is one matmul with a constant 0/1 selection matrix (axis_selector) that does
-    the padding and the overlapping cut into halos at once: two matmuls and one transpose,
-    whatever the number of blocks, where slicing halos out costs an operator per block (or,
-    HaloNet's chunk-and-concatenate, a dozen slices and copies per map, slow on CPU); the
-    backward is the transposed matmul, which adds each mirrored pixel's gradient back onto
-    its source exactly."""
+    the padding and the overlapping cut into halos at once, whatever the number of blocks,
+    where slicing halos out costs an operator per block (or, HaloNet's chunk-and-concatenate,
+    a dozen slices and copies per map); the backward is the transposed matmul, which adds
+    each mirrored pixel's gradient back onto its source exactly. W is selected first and the
+    (N, C, H, bx, L) intermediate, (L / b) times the map, is the only tensor transposed:
+    selecting H as a matmul batched over (n, tx) then yields the tiles in their final layout
+    (a transpose on MindSpore 2.10's CPU takes about three times its tensor's size)."""
     n, c, h, w = x.shape
     L, by, bx = grid.halo, grid.blocks_y, grid.blocks_x
-    sel_w = Tensor(axis_selector(w, bx, grid, padding, fill), x.dtype)
-    sel_h = Tensor(axis_selector(h, by, grid, padding, fill).T.copy(), x.dtype)
-    t = ops.matmul(x.reshape(n * c * h, w), sel_w).reshape(n * c, h, bx * L)
-    t = ops.matmul(sel_h, t)                                           # (N*C, by*L, bx*L)
-    t = t.reshape(n, c, by, L, bx, L).transpose(0, 2, 4, 1, 3, 5)      # (N, by, bx, C, L, L)
-    return t.reshape(n * grid.num_blocks, c, L * L)
+    sel_w = Tensor(axis_selector(w, bx, grid, padding, fill), x.dtype)           # (W, bx*L)
+    sel_h = Tensor(axis_selector(h, by, grid, padding, fill).T.copy(), x.dtype)  # (by*L, H)
+    t = ops.matmul(x.reshape(n * c * h, w), sel_w).reshape(n, c, h, bx, L)
+    t = t.transpose(0, 3, 2, 4, 1).reshape(n * bx, h, L * c)                       # (n tx, H, L C)
+    t = ops.matmul(sel_h, t)                                          # (n tx, by*L, L*C)
+    return t.reshape(n * grid.num_blocks, L * L, c)
+
+
+def halo_tiles_adjoint(tiles, grid, height, width, padding=0, fill="reflect"):
+    """The adjoint of halo_tiles (its gradient): tiles (N * num_blocks, L*L, C) summed back
+    onto the (N, C, height, width) map they were cut from, mirrored pixels onto their source."""
+    L, by, bx = grid.halo, grid.blocks_y, grid.blocks_x
+    c = tiles.shape[2]
+    n = tiles.shape[0] // grid.num_blocks
+    sel_w = Tensor(axis_selector(width, bx, grid, padding, fill).T.copy(), tiles.dtype)
+    sel_h = Tensor(axis_selector(height, by, grid, padding, fill), tiles.dtype)
+    t = ops.matmul(sel_h, tiles.reshape(n * bx, by * L, L * c))        # (n tx, H, L*C)
+    t = t.reshape(n, bx, height, L, c).transpose(0, 4, 2, 1, 3)
+    return ops.matmul(t.reshape(n * c * height, bx * L), sel_w).reshape(n, c, height, width)
 
 
 def query_blocks(x, grid):
-    """Queries x (N, C, out_h, out_w) as (N * num_blocks, b*b, C); the grid is zero-extended to
-    whole blocks (those queries' results are dropped by blocks_to_map)."""
+    """Queries x (N, C, out_h, out_w) as (N * num_blocks, b*b, C) in halo_tiles' block order;
+    the grid is zero-extended to whole blocks (those queries' results are dropped by
+    blocks_to_map)."""
     n, c, b = x.shape[0], x.shape[1], grid.block
-    x = _fit_axis(_fit_axis(x, 2, grid.blocks_y * b), 3, grid.blocks_x * b)
-    x = x.reshape(n, c, grid.blocks_y, b, grid.blocks_x, b).transpose(0, 2, 4, 3, 5, 1)
+    by, bx = grid.blocks_y, grid.blocks_x
+    x = ops.Pad(((0, 0), (0, 0), (0, by * b - x.shape[2]), (0, bx * b - x.shape[3])))(x)
+    x = x.reshape(n, c, by, b, bx, b).transpose(0, 4, 2, 3, 5, 1)
     return x.reshape(n * grid.num_blocks, b * b, c)
 
 
 def blocks_to_map(y, grid):
     """Inverse of query_blocks: (N * num_blocks, b*b, C) -> (N, C, out_h, out_w)."""
     b, c = grid.block, y.shape[2]
+    by, bx = grid.blocks_y, grid.blocks_x
     n = y.shape[0] // grid.num_blocks
-    y = y.reshape(n, grid.blocks_y, grid.blocks_x, b, b, c).transpose(0, 5, 1, 3, 2, 4)
-    y = y.reshape(n, c, grid.blocks_y * b, grid.blocks_x * b)
-    if grid.blocks_y * b != grid.out_h:
-        y = ops.narrow(y, 2, 0, grid.out_h)
-    if grid.blocks_x * b != grid.out_w:
-        y = ops.narrow(y, 3, 0, grid.out_w)
-    return y
+    y = y.reshape(n, bx, by, b, b, c).transpose(0, 5, 2, 3, 1, 4)
+    return y.reshape(n, c, by * b, bx * b)[:, :, :grid.out_h, :grid.out_w]
 
 
 def window_index(grid):
@@ -184,9 +197,9 @@ def window_mask(grid, value=MASK_VALUE):
 
 
 def window_selector(grid, dtype=np.float32):
-    """(L*L, b*b*k*k) one-hot: tiles (.., C, L*L) @ selector -> (.., C, b*b*k*k), every
-    query's window in unfold order; its transpose scatters per-window values back onto the
-    halo (for weights per window position, e.g. an aggregation)."""
+    """(L*L, b*b*k*k) one-hot: selector.T @ tiles (.., L*L, C) -> (.., b*b*k*k, C), every
+    query's window in unfold order; the selector itself scatters per-window values back
+    onto the halo (for weights per window position, e.g. an aggregation)."""
     index = window_index(grid).reshape(-1)
     sel = np.zeros((grid.halo ** 2, index.size), dtype)
     sel[index, np.arange(index.size)] = 1
