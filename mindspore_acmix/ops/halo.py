@@ -126,22 +126,24 @@ def halo_tiles(x, grid, padding=0, fill="reflect"):
     block (ty, tx) being padded_x[:, :, ty * chunk + r, tx * chunk + c] (zero past the padded
     map), blocks in (n, tx, ty) order.
 
-    Each axis is one matmul with a constant 0/1 selection matrix (axis_selector) that does
-    the padding and the overlapping cut into halos at once, whatever the number of blocks,
-    where slicing halos out costs an operator per block (or, HaloNet's chunk-and-concatenate,
-    a dozen slices and copies per map); the backward is the transposed matmul, which adds
-    each mirrored pixel's gradient back onto its source exactly. W is selected first and the
-    (N, C, H, bx, L) intermediate, (L / b) times the map, is the only tensor transposed:
-    selecting H as a matmul batched over (n, tx) then yields the tiles in their final layout
-    (a transpose on MindSpore 2.10's CPU takes about three times its tensor's size)."""
+    Each axis is one batched matmul with a constant 0/1 selection matrix (axis_selector) that
+    does the padding and the overlapping cut into halos at once, whatever the number of
+    blocks, where slicing halos out costs an operator per block (or, HaloNet's
+    chunk-and-concatenate, a dozen slices and copies per map); the backward is the
+    transposed matmul, which adds each mirrored pixel's gradient back onto its source
+    exactly. Nothing is transposed but by the matmuls' own flags: selecting W on the map seen
+    as (N, C*H, W) with transpose_b gives (N, bx, L, C, H), and selecting H again with
+    transpose_b gives the tiles in their final layout. (A Transpose on MindSpore 2.10's CPU
+    keeps index buffers of twice its tensor's size for the graph's lifetime.)"""
     n, c, h, w = x.shape
     L, by, bx = grid.halo, grid.blocks_y, grid.blocks_x
-    sel_w = Tensor(axis_selector(w, bx, grid, padding, fill), x.dtype)           # (W, bx*L)
-    sel_h = Tensor(axis_selector(h, by, grid, padding, fill).T.copy(), x.dtype)  # (by*L, H)
-    t = ops.matmul(x.reshape(n * c * h, w), sel_w).reshape(n, c, h, bx, L)
-    t = t.transpose(0, 3, 2, 4, 1).reshape(n * bx, h, L * c)                       # (n tx, H, L C)
-    t = ops.matmul(sel_h, t)                                          # (n tx, by*L, L*C)
-    return t.reshape(n * grid.num_blocks, L * L, c)
+    sel_w = Tensor(axis_selector(w, bx, grid, padding, fill).T[None], x.dtype)  # (1, bx*L, W)
+    sel_h = Tensor(axis_selector(h, by, grid, padding, fill).T[None], x.dtype)  # (1, by*L, H)
+    t = ops.BatchMatMul(transpose_b=True)(ops.broadcast_to(sel_w, (n, bx * L, w)),
+                                          x.reshape(n, c * h, w))          # (n, bx L, C H)
+    t = t.reshape(n * bx, L * c, h)
+    t = ops.BatchMatMul(transpose_b=True)(ops.broadcast_to(sel_h, (n * bx, by * L, h)), t)
+    return t.reshape(n * grid.num_blocks, L * L, c)                         # (n tx, by L, L C)
 
 
 def halo_tiles_adjoint(tiles, grid, height, width, padding=0, fill="reflect"):
@@ -150,11 +152,13 @@ def halo_tiles_adjoint(tiles, grid, height, width, padding=0, fill="reflect"):
     L, by, bx = grid.halo, grid.blocks_y, grid.blocks_x
     c = tiles.shape[2]
     n = tiles.shape[0] // grid.num_blocks
-    sel_w = Tensor(axis_selector(width, bx, grid, padding, fill).T.copy(), tiles.dtype)
-    sel_h = Tensor(axis_selector(height, by, grid, padding, fill), tiles.dtype)
-    t = ops.matmul(sel_h, tiles.reshape(n * bx, by * L, L * c))        # (n tx, H, L*C)
-    t = t.reshape(n, bx, height, L, c).transpose(0, 4, 2, 1, 3)
-    return ops.matmul(t.reshape(n * c * height, bx * L), sel_w).reshape(n, c, height, width)
+    sel_w = Tensor(axis_selector(width, bx, grid, padding, fill).T[None], tiles.dtype)
+    sel_h = Tensor(axis_selector(height, by, grid, padding, fill).T[None], tiles.dtype)
+    t = ops.BatchMatMul(transpose_a=True)(tiles.reshape(n * bx, by * L, L * c),
+                                          ops.broadcast_to(sel_h, (n * bx, by * L, height)))
+    t = ops.BatchMatMul(transpose_a=True)(t.reshape(n, bx * L, c * height),
+                                          ops.broadcast_to(sel_w, (n, bx * L, width)))
+    return t.reshape(n, c, height, width)
 
 
 def query_blocks(x, grid):

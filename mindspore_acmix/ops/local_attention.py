@@ -115,13 +115,18 @@ def place(x, top, left, height, width):
     return ops.pad(x, (left, width - left - x.shape[3], top, height - top - x.shape[2]))
 
 
-class LocalAttention(nn.Cell):
-    """Base of the implementations: holds the window geometry."""
+class SlidingWindow(nn.Cell):
+    """Base of every sliding-window operator (these local attentions, ops.san's SAN
+    operators): the window geometry, built as cls(kernel_size, stride, dilation)."""
 
     def __init__(self, kernel_size, stride=1, dilation=1):
         super().__init__()
         self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
         self.padding = window_padding(kernel_size, dilation)
+
+
+class LocalAttention(SlidingWindow):
+    """Base of the implementations, called as attention(q, k, v, pe)."""
 
 
 class UnfoldLocalAttention(LocalAttention):
@@ -385,6 +390,11 @@ class AotLocalAttention(LocalAttention):
 
         self.fwd = ops.Custom(lib + ":AcmixLocalAttnFwd", out_shape=fwd_shape,
                               out_dtype=fwd_dtype, func_type="aot", bprop=bprop)
+        # PyNative caches a Custom op's inferred output shape by its name, attributes and input
+        # shapes, not by its out_shape function: without the geometry as an attribute, a
+        # second layer with another stride on inputs of the same shape would get the first
+        # one's output shape (as in ops.san)
+        self.fwd.add_prim_attr("acmix_geometry", f"{kernel_size},{stride},{dilation}")
         # The geometry travels as a constant int32 input rather than as op attributes,
         # which the plain AOT calling convention cannot read.
         self.cfg = Tensor(np.array([kernel_size, stride, dilation], np.int32))

@@ -45,11 +45,11 @@ import warnings
 
 import numpy as np
 import mindspore as ms
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor, ops
 
 from . import halo
 from .aot_build import kernel_library, kernel_unavailable_reason
-from .local_attention import subsample, window_padding
+from .local_attention import SlidingWindow, subsample, window_padding
 from .shift import reflect_pad2d
 
 
@@ -76,13 +76,8 @@ def aggregation_unfold(x, w, kernel_size, stride, dilation):
     return out.view(n, c, halo.out_size(h, stride), halo.out_size(wd, stride))
 
 
-class SanOps(nn.Cell):
-    """Base of the implementations: the window geometry."""
-
-    def __init__(self, kernel_size, stride=1, dilation=1):
-        super().__init__()
-        self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
-        self.padding = window_padding(kernel_size, dilation)
+class SanOps(SlidingWindow):
+    """Base of the implementations (the window geometry: SlidingWindow)."""
 
 
 class UnfoldSanOps(SanOps):
