@@ -11,8 +11,8 @@ Ascend's Cube units and GPUs' tensor cores), and a constant (b*b, L*L) pattern s
 halo positions are in which query's window. Memory is bounded by the shapes: one tile of L*L
 per block instead of k*k copies of the map.
 
-Every function here uses only matmul, reshape, transpose, slice, concat and zeros (no
-Im2Col, PadV3, Gather, loops over blocks), so each map costs a fixed number of graph
+Every function here uses only batched matmuls with constant 0/1 matrices and reshapes (no
+Transpose, Im2Col, PadV3, Gather, loops over blocks), so each map costs a fixed number of graph
 operators whatever the number of blocks, and exports to MindIR and ONNX. The tiles are
 HaloNet's (Vaswani et al., 2021) blocked halos, cut out along each axis by one matmul with a
 constant 0/1 matrix that also does the reflection padding (see halo_tiles).
@@ -91,6 +91,17 @@ class BlockGrid:
         # chunks after its own that a halo reaches into
         self.neighbours = max(0, out_size(self.halo - self.chunk, self.chunk))
 
+    def halo_selector(self, axis, n, padding=0, fill="reflect"):
+        """(1, blocks * L, n): axis_selector of the halos along `axis` (0: rows, 1: columns)
+        of an n-pixel axis, transposed, as _cut takes it."""
+        blocks = self.blocks_y if axis == 0 else self.blocks_x
+        return axis_selector(n, blocks, self.chunk, self.halo, padding, fill).T[None]
+
+    def block_selector(self, axis):
+        """(1, blocks * b, out): the same for the query blocks (zero-extended, no padding)."""
+        blocks, n = (self.blocks_y, self.out_h) if axis == 0 else (self.blocks_x, self.out_w)
+        return axis_selector(n, blocks, self.block, self.block, 0, "zero").T[None]
+
     @property
     def num_blocks(self):
         return self.blocks_y * self.blocks_x
@@ -100,17 +111,18 @@ class BlockGrid:
                 f"s={self.stride}, d={self.dilation}, b={self.block}, L={self.halo})")
 
 
-def axis_selector(n, blocks, grid, padding=0, fill="reflect"):
-    """(n, blocks * L) 0/1 matrix: column t*L + r picks, from an axis of n pixels padded by
-    `padding` (reflect: torch's ReflectionPad, the edge not repeated; zero), padded position
-    t*chunk + r. Positions past the padded axis (reached by no query's window) are zero."""
+def axis_selector(n, blocks, chunk, span, padding=0, fill="reflect"):
+    """(n, blocks * span) 0/1 matrix: column t*span + r picks, from an axis of n pixels padded
+    by `padding` (reflect: torch's ReflectionPad, the edge not repeated; zero), padded
+    position t*chunk + r. Positions past the padded axis (reached by no query's window) are
+    zero. Halos: chunk = grid.chunk, span = grid.halo; query blocks: both grid.block."""
     if fill not in ("reflect", "zero"):
         raise ValueError(f"fill must be 'reflect' or 'zero', got {fill!r}")
     if fill == "reflect" and padding > n - 1:
         raise ValueError(f"reflect padding of {padding} needs a size of at least "
                          f"{padding + 1}, got {n}")
     # vectorised, no Python loop: graph mode would unroll one over the blocks
-    padded = (np.arange(blocks)[:, None] * grid.chunk + np.arange(grid.halo)[None, :]).reshape(-1)
+    padded = (np.arange(blocks)[:, None] * chunk + np.arange(span)[None, :]).reshape(-1)
     src = padded - padding
     if fill == "zero":
         valid = (src >= 0) & (src < n)
@@ -120,65 +132,77 @@ def axis_selector(n, blocks, grid, padding=0, fill="reflect"):
     return ((np.arange(n)[:, None] == src[None, :]) & valid[None, :]).astype(np.float32)
 
 
+def _cut(x, sel_h, sel_w, span):
+    """x (N, C, H, W) cut by the constant selectors sel_h (1, by*span, H) and sel_w
+    (1, bx*span, W) (transposed axis_selector matrices) into (N * bx * by, span*span, C):
+    blocks in (n, tx, ty) order, positions row-major, channel-last.
+
+    Nothing is transposed but by the batched matmuls' own flags: selecting W on x seen as
+    (N, C*H, W) with transpose_b gives (N, bx, span, C, H), and selecting H again with
+    transpose_b gives the final layout. (A Transpose on MindSpore 2.10's CPU keeps index
+    buffers of twice its tensor's size for the graph's lifetime.) The adjoint is _uncut."""
+    n, c, h, w = x.shape
+    by, bx = sel_h.shape[1] // span, sel_w.shape[1] // span
+    t = ops.BatchMatMul(transpose_b=True)(ops.broadcast_to(sel_w, (n, bx * span, w)),
+                                          x.reshape(n, c * h, w))           # (n, bx S, C H)
+    t = ops.BatchMatMul(transpose_b=True)(ops.broadcast_to(sel_h, (n * bx, by * span, h)),
+                                          t.reshape(n * bx, span * c, h))   # (n bx, by S, S C)
+    return t.reshape(n * bx * by, span * span, c)
+
+
+def _uncut(t, sel_h, sel_w, span):
+    """The adjoint of _cut: (N * bx * by, span*span, C) -> (N, C, H, W), each block summed
+    back onto the pixels its selectors took it from."""
+    h, w, c = sel_h.shape[2], sel_w.shape[2], t.shape[2]
+    by, bx = sel_h.shape[1] // span, sel_w.shape[1] // span
+    n = t.shape[0] // (by * bx)
+    t = ops.BatchMatMul(transpose_a=True)(t.reshape(n * bx, by * span, span * c),
+                                          ops.broadcast_to(sel_h, (n * bx, by * span, h)))
+    t = ops.BatchMatMul(transpose_a=True)(t.reshape(n, bx * span, c * h),
+                                          ops.broadcast_to(sel_w, (n, bx * span, w)))
+    return t.reshape(n, c, h, w)
+
+
+# The selectors are BlockGrid methods: graph mode evaluates a method of a plain Python object
+# in Python at compile time, where it would compile a function of constant integers as a
+# graph (and fail on its `if`s).
+
 def halo_tiles(x, grid, padding=0, fill="reflect"):
     """Tiles of the map x (N, C, H, W) padded by `padding` (reflect or zero fill; 0: x is
     already the padded map), channel-last: (N * num_blocks, L*L, C), position r*L + c of
     block (ty, tx) being padded_x[:, :, ty * chunk + r, tx * chunk + c] (zero past the padded
     map), blocks in (n, tx, ty) order.
 
-    Each axis is one batched matmul with a constant 0/1 selection matrix (axis_selector) that
-    does the padding and the overlapping cut into halos at once, whatever the number of
-    blocks, where slicing halos out costs an operator per block (or, HaloNet's
+    Each axis is one batched matmul with a constant 0/1 selection matrix (axis_selector)
+    that does the padding and the overlapping cut into halos at once, whatever the number
+    of blocks (see _cut), where slicing halos out costs an operator per block (or, HaloNet's
     chunk-and-concatenate, a dozen slices and copies per map); the backward is the
     transposed matmul, which adds each mirrored pixel's gradient back onto its source
-    exactly. Nothing is transposed but by the matmuls' own flags: selecting W on the map seen
-    as (N, C*H, W) with transpose_b gives (N, bx, L, C, H), and selecting H again with
-    transpose_b gives the tiles in their final layout. (A Transpose on MindSpore 2.10's CPU
-    keeps index buffers of twice its tensor's size for the graph's lifetime.)"""
-    n, c, h, w = x.shape
-    L, by, bx = grid.halo, grid.blocks_y, grid.blocks_x
-    sel_w = Tensor(axis_selector(w, bx, grid, padding, fill).T[None], x.dtype)  # (1, bx*L, W)
-    sel_h = Tensor(axis_selector(h, by, grid, padding, fill).T[None], x.dtype)  # (1, by*L, H)
-    t = ops.BatchMatMul(transpose_b=True)(ops.broadcast_to(sel_w, (n, bx * L, w)),
-                                          x.reshape(n, c * h, w))          # (n, bx L, C H)
-    t = t.reshape(n * bx, L * c, h)
-    t = ops.BatchMatMul(transpose_b=True)(ops.broadcast_to(sel_h, (n * bx, by * L, h)), t)
-    return t.reshape(n * grid.num_blocks, L * L, c)                         # (n tx, by L, L C)
+    exactly."""
+    return _cut(x, Tensor(grid.halo_selector(0, x.shape[2], padding, fill), x.dtype),
+                Tensor(grid.halo_selector(1, x.shape[3], padding, fill), x.dtype), grid.halo)
 
 
 def halo_tiles_adjoint(tiles, grid, height, width, padding=0, fill="reflect"):
     """The adjoint of halo_tiles (its gradient): tiles (N * num_blocks, L*L, C) summed back
     onto the (N, C, height, width) map they were cut from, mirrored pixels onto their source."""
-    L, by, bx = grid.halo, grid.blocks_y, grid.blocks_x
-    c = tiles.shape[2]
-    n = tiles.shape[0] // grid.num_blocks
-    sel_w = Tensor(axis_selector(width, bx, grid, padding, fill).T[None], tiles.dtype)
-    sel_h = Tensor(axis_selector(height, by, grid, padding, fill).T[None], tiles.dtype)
-    t = ops.BatchMatMul(transpose_a=True)(tiles.reshape(n * bx, by * L, L * c),
-                                          ops.broadcast_to(sel_h, (n * bx, by * L, height)))
-    t = ops.BatchMatMul(transpose_a=True)(t.reshape(n, bx * L, c * height),
-                                          ops.broadcast_to(sel_w, (n, bx * L, width)))
-    return t.reshape(n, c, height, width)
+    return _uncut(tiles, Tensor(grid.halo_selector(0, height, padding, fill), tiles.dtype),
+                  Tensor(grid.halo_selector(1, width, padding, fill), tiles.dtype), grid.halo)
 
 
 def query_blocks(x, grid):
     """Queries x (N, C, out_h, out_w) as (N * num_blocks, b*b, C) in halo_tiles' block order;
     the grid is zero-extended to whole blocks (those queries' results are dropped by
     blocks_to_map)."""
-    n, c, b = x.shape[0], x.shape[1], grid.block
-    by, bx = grid.blocks_y, grid.blocks_x
-    x = ops.Pad(((0, 0), (0, 0), (0, by * b - x.shape[2]), (0, bx * b - x.shape[3])))(x)
-    x = x.reshape(n, c, by, b, bx, b).transpose(0, 4, 2, 3, 5, 1)
-    return x.reshape(n * grid.num_blocks, b * b, c)
+    return _cut(x, Tensor(grid.block_selector(0), x.dtype), Tensor(grid.block_selector(1), x.dtype),
+                grid.block)
 
 
 def blocks_to_map(y, grid):
-    """Inverse of query_blocks: (N * num_blocks, b*b, C) -> (N, C, out_h, out_w)."""
-    b, c = grid.block, y.shape[2]
-    by, bx = grid.blocks_y, grid.blocks_x
-    n = y.shape[0] // grid.num_blocks
-    y = y.reshape(n, bx, by, b, b, c).transpose(0, 5, 2, 3, 1, 4)
-    return y.reshape(n, c, by * b, bx * b)[:, :, :grid.out_h, :grid.out_w]
+    """Inverse of query_blocks (and its adjoint): (N * num_blocks, b*b, C) -> (N, C, out_h,
+    out_w)."""
+    return _uncut(y, Tensor(grid.block_selector(0), y.dtype), Tensor(grid.block_selector(1), y.dtype),
+                  grid.block)
 
 
 def window_index(grid):
