@@ -58,9 +58,11 @@ def default_block(kernel_size, stride=1, dilation=1):
     The trade-off: the logits cost L*L per query (L = (b - 1) * stride + (k - 1) * dilation
     + 1, so they grow with b) and the tiles (L / b)**2 pixels per pixel of the map (they shrink
     with b). Measured for the ACmix layer at 64@56x56, batch 8, kernel 7 (graph mode, 2-core
-    CPU, fwd+bwd, peak memory growth of the whole layer): b = 4 took 1380 MB and b = 8
-    1616 MB in the same time (7.1 s under load ~18), b = 2 was 1.7x slower than b = 8 for the
-    attention alone. 4 is also what stride 2 wants (L = 13 for kernel 7)."""
+    CPU, fwd+bwd, peak memory growth of the whole layer, with the transpose-free tiles and
+    the recomputing backward): b = 4 799 MB, b = 6 832 MB, b = 8 853 MB (head_dim 16: at b = 4
+    the logits and a tile are the same size, 6.25 map sizes); with the earlier autodiff
+    version b = 4 1380 MB and b = 8 1616 MB in the same time, b = 2 1.7x slower than b = 8
+    for the attention alone. 4 is also what stride 2 wants (L = 13 for kernel 7)."""
     return 4
 
 

@@ -27,10 +27,11 @@ Implementations (ACmix(attn_impl=...) picks one by name):
   the executor keeps the per-offset intermediates alive (6.2 GB at 64@56x56, batch 8).
 - "halo": blocked attention (ops.halo): per b x b block of queries, one batched matmul
   against the block's halo of the padded k - pe, a constant window mask, a softmax and one
-  batched matmul with the halo of v. Standard operators only (BatchMatMul, Softmax,
-  reshape, transpose, slice, concat), a fixed number of them whatever the map size, memory
-  bounded by the tensor shapes: the path for Ascend, GPU and every export (MindIR, ONNX,
-  the Ascend 310 graph).
+  batched matmul with the halo of v; its own backward recomputes the tiles and the
+  probabilities. Standard operators only (BatchMatMul, BiasAdd, Softmax, Mul, reshape,
+  broadcast_to, concat), a fixed number of them whatever the map size, memory bounded by
+  the tensor shapes: the path for Ascend, GPU and every export (MindIR, ONNX, the Ascend
+  310 graph).
 - "aot": C++ CPU kernels (kernels/local_attention_cpu.cc, OpenMP) run as MindSpore AOT
   Custom ops, compiled with the machine's C++ compiler on first use and cached (see
   aot_build). The fastest on CPU. A MindIR using it stores the library's absolute path,
