@@ -30,12 +30,6 @@
 namespace {
 
 namespace sw = sliding_window;
-using sw::IsFloat32;
-using sw::kBadArity;
-using sw::kBadConfig;
-using sw::kBadDtype;
-using sw::kBadShape;
-using sw::kOk;
 
 struct Geometry {
   int64_t bn, d, h, w, k, s, dil, pad, ho, wo, hp, wp;

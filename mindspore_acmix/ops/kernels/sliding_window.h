@@ -20,11 +20,11 @@
   extern "C" int name(int nparam, void **params, int *ndims, int64_t **shapes,       \
                       const char **dtypes, void * /*stream*/, void * /*extra*/)
 
-namespace sliding_window {
-
-enum Status { kOk = 0, kBadArity = 1, kBadDtype = 2, kBadShape = 3, kBadConfig = 4 };
+enum AotStatus { kOk = 0, kBadArity = 1, kBadDtype = 2, kBadShape = 3, kBadConfig = 4 };
 
 inline bool IsFloat32(const char *dtype) { return std::strcmp(dtype, "float32") == 0; }
+
+namespace sliding_window {
 
 // body(i, &scratch) for i in [0, count) on OpenMP threads, each with its own Scratch(g)
 // (thread-local padded copies); dynamic scheduling, the slices being few and uneven.
