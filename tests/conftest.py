@@ -41,6 +41,19 @@ def attn_impl(request):
     return request.param
 
 
+# "stream" is a named reference that the benchmarks measure (ops/local_attention.py), not a
+# path any device runs: its parity rests on one golden layer case and one PyTorch-reference
+# case, while its graphs are the slowest to compile (every window offset unrolled).
+REFERENCE_IMPLS = ("stream",)
+
+
+def only_one_case_for_references(attn_impl, this_is_the_case):
+    """Skip every case of a reference implementation but the one that checks it."""
+    if attn_impl in REFERENCE_IMPLS and not this_is_the_case:
+        pytest.skip(f"{attn_impl!r} is a benchmark reference, checked on one case per source "
+                    "of truth")
+
+
 @pytest.fixture(params=sorted(SAN_OPS))
 def san_impl(request):
     """Every registered implementation of SAN's operators; "aot" is skipped, with the
@@ -188,3 +201,34 @@ def run_words(words, cwd, env=None, timeout=600):
         words[0] = sys.executable
     return subprocess.run(words, capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=timeout)
+
+
+# ---------------------------------------------------------------------- the shared run
+RUN_EPOCHS = 3
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """make_image_folder's default tree (72 train / 24 val images, 3 classes), made once."""
+    return make_image_folder(str(tmp_path_factory.mktemp("data") / "tiny"))
+
+
+def run_config(path, folder, out, **values):
+    """The recipe of the shared run: resnet_tiny for RUN_EPOCHS epochs with an EMA and
+    gradient accumulation (6 micro-batches an epoch, 3 updates), so every resume and kill
+    test that compares with it covers their state too."""
+    return write_config(path, **{"data_dir": folder, "epochs": RUN_EPOCHS,
+                                 "output_dir": str(out), "ema": True, "ema_decay": 0.5,
+                                 "accumulate_steps": 2, **values})
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_folder, tmp_path_factory):
+    """(output dir, train.py's finished process) of one uninterrupted run_config run, shared
+    by the training, resume, kill and checkpoint tests (each run costs a graph compile).
+    Read only: copy it to change it."""
+    tmp = tmp_path_factory.mktemp("trained")
+    out = tmp / "run"
+    proc = run_script("train.py", "--config", run_config(tmp / "c.yaml", tiny_folder, out))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return out, proc

@@ -1,14 +1,13 @@
 """A small ACmix-ResNet exported to MindIR and loaded in a fresh process gives the same
-logits: with the default attention path (the AOT kernel on CPU, whose MindIR refers to the
-cached library by absolute path) and with the graph-operator path that export tools can
-force with attn_impl="halo"."""
+logits with the default attention path (the AOT kernel on CPU, whose MindIR refers to the
+cached library by absolute path). The graph-operator path that export.py forces
+(attn_impl="halo"): test_export.py (logits) and test_infer_310.py (a fresh process)."""
 import os
 import subprocess
 import sys
 
 import mindspore as ms
 import numpy as np
-import pytest
 from mindspore import Tensor
 
 from mindspore_acmix.models import ACmixResNet
@@ -25,13 +24,12 @@ np.save(sys.argv[3], graph(Tensor(np.load(sys.argv[2]))).asnumpy())
 """
 
 
-@pytest.mark.parametrize("attn_impl", ["auto", "halo"])
-def test_mindir_loads_in_a_fresh_process(attn_impl, tmp_path):
-    net = ACmixResNet([1, 1, 1, 1], k_att=3, head=2, num_classes=10, attn_impl=attn_impl)
+def test_mindir_loads_in_a_fresh_process(tmp_path):
+    net = ACmixResNet([1, 1, 1, 1], k_att=3, head=2, num_classes=10)
     net.set_train(False)
     impl = net.layer1[0].conv2.attn_impl
-    if attn_impl == "auto":  # on this CPU the default is the AOT kernel wherever it builds
-        assert impl == ("aot" if aot_unavailable_reason() is None else "halo")
+    # on this CPU the default is the AOT kernel wherever it builds
+    assert impl == ("aot" if aot_unavailable_reason() is None else "halo")
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
     expected = net(Tensor(x)).asnumpy()
     ms.export(net, Tensor(x), file_name=str(tmp_path / "net"), file_format="MINDIR")

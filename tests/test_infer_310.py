@@ -1,6 +1,6 @@
 """The Ascend 310 flow: the C++ program type-checks against MindSpore's public C++ headers, and
 the whole flow (preprocess -> infer -> postprocess, scripts/run_infer_310.sh) runs end to end
-on the digits data with the Python twin of the program, reporting eval.py's accuracy."""
+on digits images with the Python twin of the program, reporting eval.py's accuracy."""
 import json
 import os
 import shutil
@@ -10,12 +10,13 @@ import sys
 import numpy as np
 import pytest
 
+from mindspore_acmix.checkpoint import read_checkpoint
 from mindspore_acmix.cli import REPO_DIR
 from mindspore_acmix.deploy import (ARGS_FILE, LABEL_FILE, RESULT_DIR, TIME_DIR, TIME_FILE,
                                     parse_infer_args, read_labels)
+from mindspore_acmix.tools import rates
 
-from conftest import assert_close, readme_command, run_words
-from test_training import run_script
+from conftest import assert_close, readme_command, run_script, run_words
 
 INFER_DIR = os.path.join(REPO_DIR, "ascend310_infer")
 TINY_CONFIG = os.path.join(REPO_DIR, "configs", "digits", "acmix_resnet_tiny.yaml")
@@ -63,19 +64,53 @@ def last_json(text):
     return json.loads(text.strip().splitlines()[-1])
 
 
-def test_flow_on_digits_reports_eval_accuracy(tmp_path):
-    """train.py (1 epoch at a gentle lr, eval resize 36 -> crop 32) -> eval.py -> the README's
-    export and 310 commands, verbatim but for the placeholders, from a directory laid out
-    like the clone -> the flow by both routes; the Python twin writes what the C++ program
-    writes."""
+TRAIN_PER_CLASS, VAL_PER_CLASS = 8, 4
+
+
+@pytest.fixture(scope="module")
+def digits_subset(tmp_path_factory):
+    """An ImageFolder of the digits data's first TRAIN_PER_CLASS train and VAL_PER_CLASS val
+    images of each class: the flow's cost is per image, its checks are not."""
+    from mindspore_acmix.data.digits import ensure_digits
+    source, root = ensure_digits(None), tmp_path_factory.mktemp("digits_subset")
+    for split, count in (("train", TRAIN_PER_CLASS), ("val", VAL_PER_CLASS)):
+        for label in sorted(os.listdir(os.path.join(source, split))):
+            os.makedirs(root / split / label)
+            for name in sorted(os.listdir(os.path.join(source, split, label)))[:count]:
+                shutil.copyfile(os.path.join(source, split, label, name),
+                                root / split / label / name)
+    return root
+
+
+def check_rates(out, json_path):
+    """rates.png beside the run's curves, and the rates tool's JSON: the checkpoint's rates,
+    which training moved away from their initial 0.5."""
+    assert os.path.getsize(out / "rates.png") > 1000
+    trained = read_checkpoint(str(out / "last.ckpt"))
+    assert rates.run([str(out / "last.ckpt"), "--json", str(json_path)]) == 0
+    layers = json.loads(json_path.read_text())["layers"]
+    assert [r["rate1"] for r in layers] == [
+        float(trained[f"layer{s}.0.conv2.rate1"].asnumpy()[0]) for s in (1, 2, 3, 4)]
+    assert all(r["rate1"] != 0.5 for r in layers)
+
+
+def test_flow_on_digits_reports_eval_accuracy(tmp_path, tmp_path_factory, digits_subset):
+    """train.py (the digits recipe on a subset of the digits images, 1 epoch at a gentle lr,
+    eval resize 36 -> crop 32) -> eval.py -> the README's export and 310 commands, verbatim
+    but for the placeholders, from a directory laid out like the clone -> the flow by both
+    routes; the Python twin writes what the C++ program writes. The run's ACmix rates: its
+    rates.png and the rates tool."""
     for name in ("configs", "export.py"):
         os.symlink(os.path.join(REPO_DIR, name), tmp_path / name)
     out = tmp_path / "outputs" / "acmix_resnet_tiny_digits"  # where the README's export reads
     proc = run_script("train.py", "--config", TINY_CONFIG, "--epochs", "1", "--output-dir",
-                      str(out), "--set", "device=CPU", "--set", "eval_resize=36", "--set",
-                      "lr=0.02", "--set", "warmup_epochs=0", cwd=tmp_path)
+                      str(out), "--batch-size", "20", "--set", "device=CPU", "--set",
+                      "dataset=imagefolder", "--set", f"data_dir={digits_subset}", "--set",
+                      "eval_resize=36", "--set", "lr=0.02", "--set", "warmup_epochs=0",
+                      cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = out / "best.ckpt"
+    check_rates(out, tmp_path_factory.mktemp("rates") / "rates.json")
     proc = run_script("eval.py", "--checkpoint", str(ckpt), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     expected = last_json(proc.stdout)
@@ -83,10 +118,9 @@ def test_flow_on_digits_reports_eval_accuracy(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     mindir = tmp_path / "acmix_tiny.mindir"
     assert mindir.is_file()
-    from mindspore_acmix.data.digits import ensure_digits
-    val = os.path.join(ensure_digits(None), "val")
+    val = str(digits_subset / "val")
     n = sum(len(files) for _, _, files in os.walk(val))
-    assert n > 300
+    assert n == 10 * VAL_PER_CLASS
     for route in ("bin", "jpeg"):
         work = tmp_path / route
         work.mkdir()

@@ -2,6 +2,7 @@
 folders that give one clear message, numerical faults that keep the last good checkpoint,
 and nothing written outside the output directory."""
 import io
+import json
 import os
 import queue
 import re
@@ -27,7 +28,8 @@ from mindspore_acmix.engine import trainer as trainer_lib
 from mindspore_acmix.engine.report import MetricsLog
 from mindspore_acmix.engine.trainer import OutputDirLock, Trainer, TrainingError, TrainStep
 
-from conftest import REPO_DIR, error_line, make_image_folder, run_script, write_config
+from conftest import (REPO_DIR, RUN_EPOCHS, error_line, make_image_folder, run_config,
+                      run_script, write_config)
 
 EPOCHS = 3
 
@@ -55,9 +57,9 @@ def add_bad_images(root):
     return bad
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return make_image_folder(str(tmp_path_factory.mktemp("data") / "tiny"))
+@pytest.fixture
+def folder(tiny_folder):
+    return tiny_folder
 
 
 @pytest.fixture(scope="module")
@@ -159,18 +161,21 @@ def test_output_dir_is_locked_and_never_silently_reused(folder, tmp_path):
 
 
 def test_a_full_disk_stops_training_with_a_message_and_keeps_the_checkpoints(
-        folder, tmp_path, monkeypatch):
+        folder, tmp_path, monkeypatch, uninterrupted):
+    """The shared run, extended by one epoch, finds the disk full when it saves it."""
     out = tmp_path / "run"
-    cfg = C.resolve(train_config(tmp_path, folder, out, epochs=2))
-    Trainer(cfg, "CPU", stop_after=1).fit()
+    shutil.copytree(uninterrupted, out)
+    epoch = RUN_EPOCHS + 1
+    cfg = C.resolve(run_config(tmp_path / "c.yaml", folder, out, epochs=epoch))
     before = {f: (out / f).read_bytes() for f in os.listdir(out) if f.endswith(".ckpt")}
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(ms, "save_checkpoint", disk_full)
-    with pytest.raises(TrainingError, match="could not write epoch 2's outputs in .* \\(No space "
-                                            "left on device\\); the files already there are"):
+    with pytest.raises(TrainingError, match=f"could not write epoch {epoch}'s outputs in .* "
+                                            "\\(No space left on device\\); the files "
+                                            "already there are"):
         Trainer(cfg, "CPU", resume="auto").fit()
     assert before == {f: (out / f).read_bytes() for f in os.listdir(out) if f.endswith(".ckpt")}
     assert not [f for f in os.listdir(out) if atomic.is_temporary(f)]
@@ -263,6 +268,7 @@ def test_amp_runs_keep_their_loss_scale_across_resume(folder, tmp_path, monkeypa
     first.train_step.scaler.scale_value.set_data(Tensor(np.float32(1024.0)))
     first.fit()
     saved = entries(str(tmp_path / "run" / "last.ckpt"))
+    assert int(saved["epoch"]) == 1  # stop_after
     assert float(saved["scale_value"]) in (1024.0, 512.0) and "counter" in saved
     resumed = Trainer(cfg, "CPU", resume="auto")
     assert float(resumed.train_step.scaler.scale_value.asnumpy()) == float(saved["scale_value"])
@@ -286,13 +292,10 @@ def test_non_finite_steps_stop_training_by_epoch_and_step(folder, tmp_path, monk
 
 
 # ---------------------------------------------------------------------- whole runs
-@pytest.fixture(scope="module")
-def uninterrupted(folder, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("whole")
-    out = tmp / "run"
-    proc = run_script("train.py", "--config", train_config(tmp, folder, out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+@pytest.fixture
+def uninterrupted(trained_run):
+    """The output dir of conftest's shared run_config run (read only)."""
+    return trained_run[0]
 
 
 class Run:
@@ -336,9 +339,11 @@ def test_sigkill_at_any_moment_then_resume_matches_an_uninterrupted_run(folder, 
                                                                         uninterrupted):
     """Killed while writing epoch 2's checkpoint, then while copying it to last.ckpt, then at
     a random moment; each time --resume auto continues from the newest complete checkpoint
-    and the finished run's weights and optimizer state equal the uninterrupted run's."""
+    and the finished run's weights, optimizer moments, EMA weights and step count equal the
+    uninterrupted run's, bit for bit on CPU (EMA and gradient accumulation on: the resumes
+    start at epochs 1 and 2)."""
     out = tmp_path / "run"
-    cfg = train_config(tmp_path, folder, out)
+    cfg = run_config(tmp_path / "c.yaml", folder, out)
 
     run = Run(["--config", cfg], "tests/kill_harness.py", env={"ACMIX_STALL": "save:2"})
     stalled = run.wait_for(r"^STALLED ").split()[1]
@@ -364,13 +369,19 @@ def test_sigkill_at_any_moment_then_resume_matches_an_uninterrupted_run(folder, 
     proc = run_script("train.py", "--config", cfg, "--resume", "auto")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     whole, resumed = entries(str(uninterrupted / "last.ckpt")), entries(str(out / "last.ckpt"))
-    assert set(whole) == set(resumed) and int(resumed["epoch"]) == EPOCHS
+    assert set(whole) == set(resumed) and int(resumed["epoch"]) == RUN_EPOCHS
+    assert any(k.startswith("moments.") for k in whole) and "ema.fc.weight" in whole
     for key in whole:
         np.testing.assert_array_equal(resumed[key], whole[key], err_msg=key)
+    assert int(resumed["global_step"].item()) == RUN_EPOCHS * 3
+    # the EMA moved away from the weights
+    assert not np.array_equal(whole["ema.fc.weight"], whole["fc.weight"])
     assert not [f for f in os.listdir(out) if atomic.is_temporary(f)]
-    epochs = [int(line.split('"epoch": ')[1].split(",")[0])
-              for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert epochs == [1, 2, 3]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3] and "val_top1_ema" in records[1]
+    # a finished run resumed again does nothing more
+    Trainer(C.resolve(cfg), "CPU", resume="auto").fit()
+    assert int(entries(str(out / "last.ckpt"))["epoch"]) == RUN_EPOCHS
 
 
 def test_a_nan_loss_names_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, folder,
@@ -378,7 +389,7 @@ def test_a_nan_loss_names_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path,
     out = tmp_path / "run"
     shutil.copytree(uninterrupted, out)
     before = {name: (out / name).read_bytes() for name in os.listdir(out) if ".ckpt" in name}
-    proc = run_script("train.py", "--config", train_config(tmp_path, folder, out),
+    proc = run_script("train.py", "--config", run_config(tmp_path / "c.yaml", folder, out),
                       "--resume", str(out / "epoch_0002.ckpt"), "--set", "lr=1e30")
     assert re.search(r"error: the loss became (nan|inf) at epoch 3, step \d; the last good "
                      f"checkpoint is kept in {out}", error_line(proc))
@@ -471,7 +482,8 @@ def test_config_and_dataset_mistakes_give_one_line_and_exit_2(folder, tmp_path, 
 
 def test_a_fresh_run_refuses_to_overwrite_checkpoints(uninterrupted, tmp_path, folder):
     before = (uninterrupted / "last.ckpt").read_bytes()
-    proc = run_script("train.py", "--config", train_config(tmp_path, folder, uninterrupted))
+    proc = run_script("train.py", "--config", run_config(tmp_path / "c.yaml", folder,
+                                                         uninterrupted))
     assert "already holds checkpoints" in error_line(proc)
     assert (uninterrupted / "last.ckpt").read_bytes() == before
 

@@ -1,5 +1,5 @@
-"""Training, exact resume and evaluation on a small generated ImageFolder, and the data
-pipeline and schedule they rest on."""
+"""Training and evaluation on a small generated ImageFolder, and the data pipeline and
+schedule they rest on (exact resume: test_reliability.py)."""
 import json
 import os
 
@@ -10,17 +10,15 @@ from mindspore_acmix import config as C
 from mindspore_acmix.data.digits import ensure_digits, stratified_split
 from mindspore_acmix.data.pipeline import DataError, ImageFolderSplit, epoch_indices
 from mindspore_acmix.engine.optim import lr_schedule, param_groups
-from mindspore_acmix.engine.trainer import Trainer, batch_metrics
-from mindspore_acmix.checkpoint import read_checkpoint
+from mindspore_acmix.engine.trainer import batch_metrics
 from mindspore_acmix import create_model
-from mindspore_acmix.tools import rates
 
-from conftest import make_image_folder, run_script, write_config
+from conftest import run_script, write_config
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return make_image_folder(str(tmp_path_factory.mktemp("data") / "tiny"))
+@pytest.fixture
+def folder(tiny_folder):
+    return tiny_folder
 
 
 def read_metrics(out):
@@ -116,19 +114,19 @@ def test_dataset_problems_are_named(folder, tmp_path):
 
 
 # ---------------------------------------------------------------------- runs
-def test_training_improves_and_eval_agrees(folder, tmp_path):
-    out = str(tmp_path / "run")
-    cfg = write_config(tmp_path / "c.yaml", data_dir=folder, epochs=4, output_dir=out)
-    proc = run_script("train.py", "--config", cfg)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+# Exact resume (stop, kill, resume, compare bit for bit with this same run) is
+# test_reliability.py's test_sigkill_at_any_moment_then_resume_matches_an_uninterrupted_run.
+def test_training_improves_and_eval_agrees(trained_run):
+    out, proc = trained_run
+    out = str(out)
     records = read_metrics(out)
-    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
     assert records[-1]["train_loss"] < records[0]["train_loss"]
     assert max(r["val_top1"] for r in records) >= 0.9      # chance is 1/3
-    for name in ("last.ckpt", "best.ckpt", "config.yaml", "curves.png", "epoch_0004.ckpt",
-                 "epoch_0003.ckpt"):
+    for name in ("last.ckpt", "best.ckpt", "config.yaml", "curves.png", "epoch_0003.ckpt",
+                 "epoch_0002.ckpt"):
         assert os.path.isfile(os.path.join(out, name)), name
-    assert not os.path.exists(os.path.join(out, "epoch_0002.ckpt"))   # keep_checkpoints: 2
+    assert not os.path.exists(os.path.join(out, "epoch_0001.ckpt"))   # keep_checkpoints: 2
     assert "step 6/6" in proc.stdout and "img/s" in proc.stdout and "ETA" in proc.stdout
 
     proc = run_script("eval.py", "--checkpoint", os.path.join(out, "best.ckpt"))
@@ -138,43 +136,3 @@ def test_training_improves_and_eval_agrees(folder, tmp_path):
     assert result["num_samples"] == 24
     best = max(records, key=lambda r: r["val_top1"])
     assert result["top1"] == pytest.approx(best["val_top1"])
-
-
-def test_resume_continues_exactly(folder, tmp_path):
-    """Stop after epoch 1, resume, and end where an uninterrupted run ends: same weights,
-    optimizer moments, EMA weights and step count, bit for bit on CPU (with EMA and
-    gradient accumulation on: 6 micro-batches an epoch, 3 updates)."""
-    def run(out, **kw):
-        cfg = C.resolve(write_config(tmp_path / "c.yaml", data_dir=folder, epochs=2,
-                                     output_dir=str(out), model="acmix_resnet_tiny",
-                                     model_kwargs={"k_att": 3}, ema=True, ema_decay=0.5,
-                                     accumulate_steps=2))
-        return Trainer(cfg, "CPU", **kw).fit()
-
-    run(tmp_path / "whole")
-    run(tmp_path / "split", stop_after=1)
-    assert read_checkpoint(str(tmp_path / "split" / "last.ckpt"))["epoch"].asnumpy() == 1
-    run(tmp_path / "split", resume="auto")
-    whole = read_checkpoint(str(tmp_path / "whole" / "last.ckpt"))
-    split = read_checkpoint(str(tmp_path / "split" / "last.ckpt"))
-    assert set(whole) == set(split)
-    assert any(k.startswith("moments.") for k in whole) and "global_step" in whole
-    for key in whole:
-        a, b = whole[key], split[key]
-        if hasattr(a, "asnumpy"):
-            np.testing.assert_array_equal(a.asnumpy(), b.asnumpy(), err_msg=key)
-    assert int(split["global_step"].asnumpy().item()) == 2 * 3
-    records = read_metrics(str(tmp_path / "split"))
-    assert [r["epoch"] for r in records] == [1, 2] and "val_top1_ema" in records[1]
-    # the EMA moved away from the weights, and the rates away from their initial 0.5
-    ema = whole["ema.layer2.0.conv2.rate1"].asnumpy()
-    assert ema != whole["layer2.0.conv2.rate1"].asnumpy() and ema != 0.5
-    assert os.path.getsize(tmp_path / "whole" / "rates.png") > 1000
-    trained = str(tmp_path / "whole" / "last.ckpt")
-    assert rates.run([trained, "--json", str(tmp_path / "r.json")]) == 0
-    layers = json.loads((tmp_path / "r.json").read_text())["layers"]
-    assert [r["rate1"] for r in layers] == [
-        float(whole[f"layer{s}.0.conv2.rate1"].asnumpy()[0]) for s in (1, 2, 3, 4)]
-    # a finished run resumed again does nothing more
-    run(tmp_path / "split", resume="auto")
-    assert read_checkpoint(str(tmp_path / "split" / "last.ckpt"))["epoch"].asnumpy() == 2
