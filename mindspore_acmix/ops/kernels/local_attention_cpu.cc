@@ -80,13 +80,7 @@ int ReadGeometry(void **params, int *ndims, int64_t **shapes, const char **dtype
   g->d = shapes[0][1];
   g->h = shapes[0][2];
   g->w = shapes[0][3];
-  g->pad = g->dil * (g->k - 1) / 2;
-  if (g->pad >= g->h || g->pad >= g->w) return kBadShape;  // reflection needs pad < size
-  g->ho = (g->h + g->s - 1) / g->s;
-  g->wo = (g->w + g->s - 1) / g->s;
-  g->hp = g->h + 2 * g->pad;
-  g->wp = g->w + 2 * g->pad;
-  return kOk;
+  return sw::CompleteGeometry(g);
 }
 
 // dst (d, hp, wp) = reflection padding of src (d, h, w).

@@ -57,13 +57,7 @@ int ReadGeometry(void **params, int *ndims, int64_t **shapes, const char **dtype
   g->c = shapes[x][1];
   g->h = shapes[x][2];
   g->w = shapes[x][3];
-  g->pad = g->dil * (g->k - 1) / 2;
-  if (g->pad >= g->h || g->pad >= g->w) return kBadShape;  // reflection needs pad < size
-  g->ho = (g->h + g->s - 1) / g->s;
-  g->wo = (g->w + g->s - 1) / g->s;
-  g->hp = g->h + 2 * g->pad;
-  g->wp = g->w + 2 * g->pad;
-  return kOk;
+  return sw::CompleteGeometry(g);
 }
 
 bool SameShape(int a, int b, int *ndims, int64_t **shapes) {
@@ -143,6 +137,13 @@ int WeightChannels(int *ndims, int64_t **shapes, const char **dtypes, const Geom
   return kOk;
 }
 
+// Geometry of an aggregation's input x (params[0]) and the channel count of its weights.
+int ReadAggregation(void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                    Geometry *g, int64_t *cw) {
+  const int st = ReadGeometry(params, ndims, shapes, dtypes, 0, 2, g);
+  return st != kOk ? st : WeightChannels(ndims, shapes, dtypes, *g, cw);
+}
+
 }  // namespace
 
 ACMIX_AOT_KERNEL(SanWindowsFwd) {
@@ -182,10 +183,8 @@ ACMIX_AOT_KERNEL(SanWindowsBwd) {
 ACMIX_AOT_KERNEL(SanAggregationFwd) {
   if (nparam != 4) return kBadArity;
   Geometry g;
-  int st = ReadGeometry(params, ndims, shapes, dtypes, 0, 2, &g);
-  if (st != kOk) return st;
   int64_t cw;
-  st = WeightChannels(ndims, shapes, dtypes, g, &cw);
+  const int st = ReadAggregation(params, ndims, shapes, dtypes, &g, &cw);
   if (st != kOk) return st;
   const float *x = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
@@ -206,10 +205,8 @@ ACMIX_AOT_KERNEL(SanAggregationFwd) {
 ACMIX_AOT_KERNEL(SanAggregationBwd) {
   if (nparam != 6) return kBadArity;
   Geometry g;
-  int st = ReadGeometry(params, ndims, shapes, dtypes, 0, 2, &g);
-  if (st != kOk) return st;
   int64_t cw;
-  st = WeightChannels(ndims, shapes, dtypes, g, &cw);
+  const int st = ReadAggregation(params, ndims, shapes, dtypes, &g, &cw);
   if (st != kOk) return st;
   if (!IsFloat32(dtypes[3]) || ndims[3] != 4 || shapes[3][1] != g.c ||
       shapes[3][2] != g.ho || shapes[3][3] != g.wo)

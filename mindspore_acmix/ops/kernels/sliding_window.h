@@ -48,6 +48,19 @@ struct Plane {
   int64_t h, w, pad, s, ho, wo, hp, wp;
 };
 
+// Completes a kernel's geometry g from its k, s, dil, h, w: the centring reflection padding,
+// the ceil(h / s) x ceil(w / s) query grid and the padded sizes.
+template <class Geo>
+int CompleteGeometry(Geo *g) {
+  g->pad = g->dil * (g->k - 1) / 2;
+  if (g->pad >= g->h || g->pad >= g->w) return kBadShape;  // reflection needs pad < size
+  g->ho = (g->h + g->s - 1) / g->s;
+  g->wo = (g->w + g->s - 1) / g->s;
+  g->hp = g->h + 2 * g->pad;
+  g->wp = g->w + 2 * g->pad;
+  return kOk;
+}
+
 // dst (hp, wp) = reflection padding of src (h, w); col_src[x] = Reflect(x - pad, w).
 inline void Pad(const float *src, float *dst, const Plane &p, const int64_t *col_src) {
   for (int64_t y = 0; y < p.hp; ++y) {
