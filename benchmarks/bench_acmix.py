@@ -249,6 +249,23 @@ def have_torch():
         return False
 
 
+def measure_variants(variants, channels, size, args):
+    """{"mem_mb": {variant: MB} (unless --no-memory), "time_s": median, "times_s": all}."""
+    row = {}
+    if not args.no_memory:
+        # before the timing, while this process is small: MindSpore's memory pool keeps
+        # what each timed graph allocated, and the unfold reference alone takes gigabytes
+        row["mem_mb"] = {}
+        for v in variants:
+            print(f"   memory {v}", flush=True)
+            row["mem_mb"][v] = measure_memory(v, channels, args.batch, size, args.threads)
+    print(f"   timing {', '.join(variants)}", flush=True)
+    times = time_in_subprocess(variants, channels, size, args)
+    row.update({"time_s": {v: statistics.median(t) for v, t in times.items()},
+                "times_s": times})
+    return row
+
+
 def layer_mode(args):
     from mindspore_acmix.ops.local_attention import LOCAL_ATTENTION, resolve_local_attention
     default = resolve_local_attention("auto")
@@ -264,18 +281,7 @@ def layer_mode(args):
     for channels, size in shapes:
         key = shape_key(channels, size)
         print(f"\n== {key}, batch {args.batch}", flush=True)
-        row = {}
-        if not args.no_memory:
-            # before the timing, while this process is small: MindSpore's memory pool keeps
-            # what each timed graph allocated, and the unfold reference alone takes gigabytes
-            row["mem_mb"] = {}
-            for v in variants:
-                print(f"   memory {v}", flush=True)
-                row["mem_mb"][v] = measure_memory(v, channels, args.batch, size, args.threads)
-        print(f"   timing {', '.join(variants)}", flush=True)
-        times = time_in_subprocess(variants, channels, size, args)
-        row.update({"time_s": {v: statistics.median(t) for v, t in times.items()},
-                    "times_s": times})
+        row = measure_variants(variants, channels, size, args)
         acmix = f"acmix:{default}"
         t, m = row["time_s"], row.get("mem_mb")
         row["acmix_impl"] = default
@@ -351,16 +357,8 @@ def san_mode(args):
         key = shape_key(channels, size)
         variants = ["san:conv"] + [f"san{kernel}:{i}" for i in impls]
         print(f"\n== SAM patchwise {key}, kernel {kernel}, batch {args.batch}", flush=True)
-        row = {"kernel": kernel}
-        if not args.no_memory:
-            row["mem_mb"] = {}
-            for v in variants:
-                print(f"   memory {v}", flush=True)
-                row["mem_mb"][v] = measure_memory(v, channels, args.batch, size, args.threads)
-        print(f"   timing {', '.join(variants)}", flush=True)
-        times = time_in_subprocess(variants, channels, size, args)
-        row.update({"time_s": {v: statistics.median(t) for v, t in times.items()},
-                    "times_s": times, "san_impl": default})
+        row = {"kernel": kernel, **measure_variants(variants, channels, size, args),
+               "san_impl": default}
         t, m = row["time_s"], row.get("mem_mb", {})
         sam, unfold = f"san{kernel}:{default}", f"san{kernel}:unfold"
         row["sam_over_conv_time"] = t[sam] / t["san:conv"]
