@@ -53,14 +53,19 @@ def test_window_index_mask_and_selector_agree_with_unfold():
     x = np.random.default_rng(0).standard_normal((1, 2, h, w)).astype(np.float32)
     pad = d * (k - 1) // 2
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="reflect")
-    tiles = halo.halo_tiles(Tensor(x), grid, pad).asnumpy()          # (nb, C, L*L)
-    windows = tiles @ halo.window_selector(grid)                      # (nb, C, b*b*k*k)
+    tiles = halo.halo_tiles(Tensor(x), grid, pad).asnumpy()          # (nb, L*L, C)
+    windows = halo.window_selector(grid).T @ tiles                    # (nb, b*b*k*k, C)
     b, by, bx = grid.block, grid.blocks_y, grid.blocks_x
-    windows = windows.reshape(by, bx, 2, b, b, k, k)
+    windows = windows.reshape(bx, by, b, b, k, k, 2)                  # blocks in (tx, ty) order
     for i in range(grid.out_h):
         for j in range(grid.out_w):
             expected = xp[0, :, i * s:i * s + (k - 1) * d + 1:d, j * s:j * s + (k - 1) * d + 1:d]
-            np.testing.assert_array_equal(windows[i // b, j // b, :, i % b, j % b], expected)
+            np.testing.assert_array_equal(windows[j // b, i // b, i % b, j % b].transpose(2, 0, 1),
+                                          expected)
+    # the adjoint is the transpose: <tiles(x), t> == <x, adjoint(t)>
+    t = np.random.default_rng(1).standard_normal(tiles.shape).astype(np.float32)
+    back = halo.halo_tiles_adjoint(Tensor(t), grid, h, w, pad).asnumpy()
+    np.testing.assert_allclose((tiles * t).sum(), (x * back).sum(), rtol=1e-5)
     mask = halo.window_mask(grid)
     assert ((mask == 0).sum(1) == k * k).all()
     assert np.isfinite(np.float16(halo.MASK_VALUE)) and np.exp(np.float32(halo.MASK_VALUE)) == 0
@@ -68,32 +73,43 @@ def test_window_index_mask_and_selector_agree_with_unfold():
 
 def test_amp_o2_keeps_logits_mask_and_softmax_in_float32(pynative):
     """Under auto_mixed_precision O2 (the Ascend/GPU default) the layer runs in float16; the
-    attention's logits, mask and softmax must still run in float32 (PyNative: each primitive
-    call is observed with the dtypes it really gets)."""
+    attention's logits, mask and softmax, and their recomputation and gradients in the
+    backward, must still run in float32 (PyNative: each primitive call is observed with the
+    dtypes it really gets)."""
     ms.set_seed(0)
     net = ACmix(8, 8, kernel_att=3, head=2, attn_impl="halo")
     x = Tensor(np.random.default_rng(1).standard_normal((1, 8, 6, 6)).astype(np.float32))
     reference = net(x).asnumpy()
     seen = {}
-    attn = net.attention
+    core = net.attention.core
 
     def spy(name, owner, attr):
         prim = getattr(owner, attr)
 
         def call(*args):
-            seen[name] = tuple(a.dtype for a in args)
+            seen.setdefault(name, set()).add(tuple(a.dtype for a in args))
             return prim(*args)
         setattr(owner, attr, call)
 
-    spy("logits_matmul", attn.scores, "matmul")
-    spy("softmax", attn.scores, "softmax")
-    spy("values_matmul", attn, "values_matmul")
+    for attr in ("matmul", "bias_add", "softmax"):
+        spy(attr, core.scores, attr)
+    for attr in ("dprob", "dqueries", "dkeys"):
+        spy(attr, core.score_grads, attr)
+    spy("values_matmul", core, "values_matmul")
+    spy("dvalues", core, "dvalues")
     amp_net = ms.amp.auto_mixed_precision(net, "O2")
+
+    def loss(inp):
+        return amp_net(inp).sum()
+
     out = amp_net(x).asnumpy()
-    assert seen["logits_matmul"] == (ms.float32, ms.float32)
-    assert seen["softmax"] == (ms.float32,)
-    assert seen["values_matmul"] == (ms.float16, ms.float16), "the values stay half precision"
-    assert np.isfinite(out).all()
+    grad = ms.grad(loss)(x).asnumpy()
+    f32, f16 = ms.float32, ms.float16
+    assert seen["matmul"] == seen["bias_add"] == seen["dprob"] == {(f32, f32)}
+    assert seen["softmax"] == {(f32,)}, "forward and the backward's recomputation"
+    assert seen["dqueries"] == seen["dkeys"] == {(f32, f32)}
+    assert seen["values_matmul"] == seen["dvalues"] == {(f16, f16)}, "values: half precision"
+    assert np.isfinite(out).all() and np.isfinite(grad).all()
     assert_close(out, reference, 2e-2, "O2 output")
 
 

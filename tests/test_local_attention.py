@@ -104,3 +104,18 @@ def test_invalid_name_lists_the_choices():
     with pytest.raises(ValueError, match=r"attn_impl must be 'auto' or one of \['aot', 'halo', "
                                          r"'stream', 'unfold'\], got 'cuda'"):
         resolve_local_attention("cuda")
+
+
+def test_aot_layers_of_two_strides_on_one_input_shape(pynative):
+    """PyNative caches a Custom op's output shape by op name and input shapes: two "aot"
+    attentions of strides 1 and 2 on the same input each get their own shape and values."""
+    if local_attention.aot_unavailable_reason() is not None:
+        pytest.skip(local_attention.aot_unavailable_reason())
+    rng = np.random.default_rng(3)
+    q, k, v = (Tensor(rng.standard_normal((2, 3, 7, 6)).astype(np.float32)) for _ in range(3))
+    pe = Tensor(rng.standard_normal((1, 3, 7, 6)).astype(np.float32))
+    for stride, shape in ((1, (2, 3, 7, 6)), (2, (2, 3, 4, 3))):
+        got = LOCAL_ATTENTION["aot"](3, stride)(q, k, v, pe).asnumpy()
+        assert got.shape == shape
+        assert_close(got, LOCAL_ATTENTION["unfold"](3, stride)(q, k, v, pe).asnumpy(), 1e-5,
+                     f"aot stride {stride}")

@@ -18,6 +18,7 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
 from ..ops.local_attention import LOCAL_ATTENTION, resolve_local_attention, window_padding
+from .checks import check_windowed_input
 from .conv import SameConv2d
 from .placement import DevicePlaced, check_placement, current_device
 
@@ -133,14 +134,8 @@ class ACmix(DevicePlaced, nn.Cell):
         return self.attn_request == "auto" or self.attn_impl == "aot"
 
     def _check_input(self, x):
-        if x.ndim != 4 or x.shape[1] != self.in_planes:
-            raise ValueError(f"ACmix expects input (N, {self.in_planes}, H, W), got {x.shape}")
-        h, w = x.shape[2], x.shape[3]
-        if min(h, w) <= self.padding_att:
-            raise ValueError(
-                f"ACmix with kernel_att={self.kernel_att}, dilation={self.dilation} reflect-pads "
-                f"by {self.padding_att}, so H and W must be at least {self.padding_att + 1}; "
-                f"got {h}x{w}")
+        check_windowed_input("ACmix", x, self.in_planes, self.padding_att,
+                             f"kernel_att={self.kernel_att}, dilation={self.dilation}")
 
     def construct(self, x):
         self._check_input(x)

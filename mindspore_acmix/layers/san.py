@@ -19,6 +19,7 @@ from mindspore import Parameter, Tensor, nn, ops
 from ..ops.local_attention import window_padding
 from ..ops.san import SAN_OPS, resolve_san_ops
 from .acmix import _odd_kernel, _positive_int, position_grid, shift_kernels
+from .checks import check_windowed_input
 from .conv import SameConv2d
 
 SA_TYPES = {0: "pairwise", 1: "patchwise"}
@@ -92,15 +93,8 @@ class SAM(nn.Cell):
         self.san_ops = SAN_OPS[self.san_impl](self.kernel_size, self.stride, self.dilation)
 
     def _check_input(self, x):
-        name = type(self).__name__
-        if x.ndim != 4 or x.shape[1] != self.in_planes:
-            raise ValueError(f"{name} expects input (N, {self.in_planes}, H, W), got {x.shape}")
-        h, w = x.shape[2], x.shape[3]
-        if min(h, w) <= self.padding:
-            raise ValueError(
-                f"{name} with kernel_size={self.kernel_size}, dilation={self.dilation} "
-                f"reflect-pads by {self.padding}, so H and W must be at least "
-                f"{self.padding + 1}; got {h}x{w}")
+        check_windowed_input(type(self).__name__, x, self.in_planes, self.padding,
+                             f"kernel_size={self.kernel_size}, dilation={self.dilation}")
 
     def attention(self, q, k, v):
         """SAN's attention of projections q, k (rel_planes) and v (out_planes)."""

@@ -27,10 +27,11 @@ Implementations (ACmix(attn_impl=...) picks one by name):
   the executor keeps the per-offset intermediates alive (6.2 GB at 64@56x56, batch 8).
 - "halo": blocked attention (ops.halo): per b x b block of queries, one batched matmul
   against the block's halo of the padded k - pe, a constant window mask, a softmax and one
-  batched matmul with the halo of v. Standard operators only (BatchMatMul, Softmax,
-  reshape, transpose, slice, concat), a fixed number of them whatever the map size, memory
-  bounded by the tensor shapes: the path for Ascend, GPU and every export (MindIR, ONNX,
-  the Ascend 310 graph).
+  batched matmul with the halo of v; its own backward recomputes the tiles and the
+  probabilities. Standard operators only (BatchMatMul, BiasAdd, Softmax, Mul, reshape,
+  broadcast_to, concat), a fixed number of them whatever the map size, memory bounded by
+  the tensor shapes: the path for Ascend, GPU and every export (MindIR, ONNX, the Ascend
+  310 graph).
 - "aot": C++ CPU kernels (kernels/local_attention_cpu.cc, OpenMP) run as MindSpore AOT
   Custom ops, compiled with the machine's C++ compiler on first use and cached (see
   aot_build). The fastest on CPU. A MindIR using it stores the library's absolute path,
@@ -115,13 +116,18 @@ def place(x, top, left, height, width):
     return ops.pad(x, (left, width - left - x.shape[3], top, height - top - x.shape[2]))
 
 
-class LocalAttention(nn.Cell):
-    """Base of the implementations: holds the window geometry."""
+class SlidingWindow(nn.Cell):
+    """Base of every sliding-window operator (these local attentions, ops.san's SAN
+    operators): the window geometry, built as cls(kernel_size, stride, dilation)."""
 
     def __init__(self, kernel_size, stride=1, dilation=1):
         super().__init__()
         self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
         self.padding = window_padding(kernel_size, dilation)
+
+
+class LocalAttention(SlidingWindow):
+    """Base of the implementations, called as attention(q, k, v, pe)."""
 
 
 class UnfoldLocalAttention(LocalAttention):
@@ -195,56 +201,128 @@ class StreamLocalAttention(LocalAttention):
                          reflect_pad2d(v, self.padding))
 
 
-class Float32Scores(nn.Cell):
-    """softmax(queries @ keys + mask) in float32 whatever precision the network runs in.
+class _Float32(nn.Cell):
+    """A cell that runs in float32 whatever precision the network runs in.
 
     Under AMP O2 (MindSpore's auto_mixed_precision calls to_float(float16) on every cell and
     then casts the inputs of every operator inside) an explicit cast in construct does not
-    survive, so this cell pins its own precision: to_float always means float32 here, and
-    the cast of its inputs is the one MindSpore inserts. q . k over head_dim can overflow
-    float16, and adding the mask to half-precision logits would round them."""
-
-    def __init__(self):
-        super().__init__()
-        self.matmul = ops.BatchMatMul()
-        self.softmax = ops.Softmax(axis=-1)
+    survive, so these cells pin their own precision: to_float always means float32 here, and
+    the cast of their inputs is the one MindSpore inserts."""
 
     def to_float(self, dst_type):
         return super().to_float(ms.float32)
 
+
+class Float32Scores(_Float32):
+    """softmax(queries @ keys.T + mask) in float32: q . k over head_dim can overflow float16,
+    and adding the mask to half-precision logits would round them.
+
+    The mask is added by BiasAdd on the (blocks, b*b*L*L) view: MindSpore 2.10's CPU kernel of
+    a broadcasting Add allocates about five times its output (index buffers), BiasAdd only
+    its output."""
+
+    def __init__(self):
+        super().__init__()
+        self.matmul = ops.BatchMatMul(transpose_b=True)
+        self.bias_add = ops.BiasAdd()
+        self.softmax = ops.Softmax(axis=-1)
+
     def construct(self, queries, keys, mask):
-        if queries.dtype != ms.float32:  # a float16 network without AMP
-            queries, keys = queries.astype(ms.float32), keys.astype(ms.float32)
-        return self.softmax(self.matmul(queries, keys) + mask)
+        logits = self.matmul(queries.astype(ms.float32), keys.astype(ms.float32))
+        shape = logits.shape
+        return self.softmax(self.bias_add(logits.reshape(shape[0], -1), mask).reshape(shape))
+
+
+class Float32ScoreGrads(_Float32):
+    """The gradients of the queries and keys of Float32Scores, in float32. prob: its output;
+    douts, values: the value gradients and values augmented so that douts @ values.T is
+    dP - (dP . prob) per query (see _HaloCore.bprop): the softmax backward is then a single
+    product, with no broadcasting subtraction (allocating like Add, above)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dprob = ops.BatchMatMul(transpose_b=True)
+        self.dqueries = ops.BatchMatMul()
+        self.dkeys = ops.BatchMatMul(transpose_a=True)
+
+    def construct(self, prob, douts, values, queries, keys):
+        f32 = ms.float32
+        dlogits = prob * self.dprob(douts.astype(f32), values.astype(f32))
+        return self.dqueries(dlogits, keys.astype(f32)), self.dkeys(dlogits, queries.astype(f32))
+
+
+class _HaloCore(LocalAttention):
+    """Blocked attention of the queries qs (already subsampled) over the maps kp = k - pe and
+    v (unpadded: halo_tiles pads). Its backward recomputes the tiles and the probabilities
+    instead of keeping them: nothing the size of the tiles or the logits lives from the
+    forward to the backward, and the softmax backward, g = p * (dP - sum_j p_j dP_j), takes
+    sum_j p_j dP_j = dout . out per query from the output, folded into the dP matmul as one
+    extra channel (dout with -dout . out, v with ones).
+
+    construct and bprop share only helpers without an `if` (see ops.halo)."""
+
+    def __init__(self, kernel_size, stride=1, dilation=1, block=None):
+        super().__init__(kernel_size, stride, dilation)
+        self.block = block
+        self.scores = Float32Scores()
+        self.score_grads = Float32ScoreGrads()
+        self.values_matmul = ops.BatchMatMul()
+        self.dvalues = ops.BatchMatMul(transpose_a=True)
+        self.concat = ops.Concat(1)
+
+    def _grid(self, x):
+        return halo.BlockGrid(x.shape[2], x.shape[3], self.kernel_size, self.stride,
+                              self.dilation, self.block)
+
+    def construct(self, qs, kp, v):
+        grid = self._grid(kp)
+        mask = Tensor(halo.window_mask(grid).reshape(-1))
+        prob = self.scores(halo.query_blocks(qs, grid), halo.halo_tiles(kp, grid, self.padding),
+                           mask)
+        values = halo.halo_tiles(v, grid, self.padding)
+        return halo.blocks_to_map(self.values_matmul(prob.astype(values.dtype), values), grid)
+
+    def bprop(self, qs, kp, v, out, dout):
+        n, h, w = kp.shape[0], kp.shape[2], kp.shape[3]
+        grid = self._grid(kp)
+        mask = Tensor(halo.window_mask(grid).reshape(-1))
+        queries = halo.query_blocks(qs, grid)
+        keys = halo.halo_tiles(kp, grid, self.padding)
+        prob = self.scores(queries, keys, mask)
+        douts = halo.query_blocks(dout, grid)
+        dv = halo.halo_tiles_adjoint(self.dvalues(prob.astype(douts.dtype), douts), grid, h, w,
+                                     self.padding)
+        centre = (dout * out).sum(1, keepdims=True)
+        dqueries, dkeys = self.score_grads(
+            prob, halo.query_blocks(self.concat((dout, -centre)), grid),
+            halo.halo_tiles(self.concat((v, ops.ones((n, 1, h, w), v.dtype))), grid,
+                            self.padding),
+            queries, keys)
+        dkp = halo.halo_tiles_adjoint(dkeys, grid, h, w, self.padding)
+        return (halo.blocks_to_map(dqueries, grid).astype(qs.dtype), dkp.astype(kp.dtype),
+                dv.astype(v.dtype))
 
 
 class HaloLocalAttention(LocalAttention):
     """Blocked local attention (ops.halo): per b x b block of queries, one batched matmul
     against the block's halo of the padded k - pe, a constant mask that keeps each query's
     window, a softmax and one batched matmul with the halo of v. Standard operators only, a
-    fixed number of them whatever the map size; backward by autodiff (the graph is small:
-    about 70 operators for forward and backward, so a bprop would save nothing).
+    fixed number of them whatever the map size; its own backward (_HaloCore.bprop), which
+    recomputes the tiles and probabilities instead of keeping them.
 
-    Precision: logits, mask and softmax in float32 (Float32Scores); the value aggregation is
-    a convex combination of values, which cannot overflow, so it runs in the input dtype.
+    Precision: logits, mask, softmax and their backward in float32 (Float32Scores,
+    Float32ScoreGrads); the value aggregation and its gradient are convex combinations or
+    sums of probability-weighted values, which cannot overflow, so they run in the input
+    dtype.
 
     block: the query block side (default: ops.halo.default_block)."""
 
     def __init__(self, kernel_size, stride=1, dilation=1, block=None):
         super().__init__(kernel_size, stride, dilation)
-        self.block = block
-        self.scores = Float32Scores()
-        self.values_matmul = ops.BatchMatMul(transpose_b=True)
+        self.core = _HaloCore(kernel_size, stride, dilation, block)
 
     def construct(self, q, k, v, pe):
-        h, w = q.shape[2], q.shape[3]
-        grid = halo.BlockGrid(h, w, self.kernel_size, self.stride, self.dilation, self.block)
-        # tiled separately: sharing one tiling costs a concat and two slices, each a copy
-        prob = self.scores(halo.query_blocks(subsample(q, self.stride), grid),
-                           halo.halo_tiles(k - pe, grid, self.padding),
-                           Tensor(halo.window_mask(grid)))
-        values = halo.halo_tiles(v, grid, self.padding)
-        return halo.blocks_to_map(self.values_matmul(prob.astype(values.dtype), values), grid)
+        return self.core(subsample(q, self.stride), k - pe, v)
 
 
 _AOT_SOURCE = "local_attention_cpu.cc"
@@ -313,6 +391,11 @@ class AotLocalAttention(LocalAttention):
 
         self.fwd = ops.Custom(lib + ":AcmixLocalAttnFwd", out_shape=fwd_shape,
                               out_dtype=fwd_dtype, func_type="aot", bprop=bprop)
+        # PyNative caches a Custom op's inferred output shape by its name, attributes and input
+        # shapes, not by its out_shape function: without the geometry as an attribute, a
+        # second layer with another stride on inputs of the same shape would get the first
+        # one's output shape (as in ops.san)
+        self.fwd.add_prim_attr("acmix_geometry", f"{kernel_size},{stride},{dilation}")
         # The geometry travels as a constant int32 input rather than as op attributes,
         # which the plain AOT calling convention cannot read.
         self.cfg = Tensor(np.array([kernel_size, stride, dilation], np.int32))

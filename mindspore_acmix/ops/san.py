@@ -45,11 +45,11 @@ import warnings
 
 import numpy as np
 import mindspore as ms
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor, ops
 
 from . import halo
 from .aot_build import kernel_library, kernel_unavailable_reason
-from .local_attention import subsample, window_padding
+from .local_attention import SlidingWindow, subsample, window_padding
 from .shift import reflect_pad2d
 
 
@@ -76,13 +76,8 @@ def aggregation_unfold(x, w, kernel_size, stride, dilation):
     return out.view(n, c, halo.out_size(h, stride), halo.out_size(wd, stride))
 
 
-class SanOps(nn.Cell):
-    """Base of the implementations: the window geometry."""
-
-    def __init__(self, kernel_size, stride=1, dilation=1):
-        super().__init__()
-        self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
-        self.padding = window_padding(kernel_size, dilation)
+class SanOps(SlidingWindow):
+    """Base of the implementations (the window geometry: SlidingWindow)."""
 
 
 class UnfoldSanOps(SanOps):
@@ -124,22 +119,22 @@ class HaloSanOps(SanOps):
 
     def __init__(self, kernel_size, stride=1, dilation=1):
         super().__init__(kernel_size, stride, dilation)
-        self.select = ops.MatMul()
+        self.select = ops.matmul  # a constant matrix times every block: broadcast batch
         self.spread = ops.BatchMatMul()
-        self.aggregate = ops.BatchMatMul(transpose_b=True)
+        self.aggregate = ops.BatchMatMul()
 
     def _tiles(self, x, grid):
-        return halo.halo_tiles(reflect_pad2d(x, self.padding), grid)
+        return halo.halo_tiles(x, grid, self.padding)                # (N*nb, L*L, C)
 
     def windows(self, x):
         n, c, h, w = x.shape
         grid = halo.BlockGrid(h, w, self.kernel_size, self.stride, self.dilation)
-        tiles = self._tiles(x, grid)                                  # (N*nb, C, L*L)
-        blocks = tiles.shape[0]
-        selector = Tensor(halo.window_selector(grid), x.dtype)        # (L*L, b*b*k*k)
-        win = self.select(tiles.reshape(blocks * c, -1), selector)
-        win = win.reshape(blocks, c, grid.block ** 2, -1).transpose(0, 2, 1, 3)
-        win = halo.blocks_to_map(win.reshape(blocks, grid.block ** 2, -1), grid)
+        tiles = self._tiles(x, grid)
+        blocks, bb = tiles.shape[0], grid.block ** 2
+        selector = Tensor(halo.window_selector(grid).T.copy(), x.dtype)  # (b*b*k*k, L*L)
+        win = self.select(selector, tiles)                            # (N*nb, b*b*k*k, C)
+        win = win.reshape(blocks, bb, -1, c).transpose(0, 1, 3, 2)
+        win = halo.blocks_to_map(win.reshape(blocks, bb, -1), grid)
         return win.reshape(n, c, self.kernel_size ** 2, grid.out_h * grid.out_w)
 
     def subtraction2(self, x1, x2):
@@ -162,7 +157,7 @@ class HaloSanOps(SanOps):
         dense = self.spread(wb, Tensor(window_spreader(grid), w.dtype))  # (b*b, N*nb*Cw, L*L)
         dense = dense.reshape(bb, blocks, cw, -1).transpose(1, 2, 0, 3)    # (N*nb, Cw, b*b, L*L)
         # channel t*Cw + g of the tile is aggregated with weight channel g
-        tiles = self._tiles(x, grid).reshape(blocks, c // cw, cw, -1).transpose(0, 2, 1, 3)
+        tiles = self._tiles(x, grid).reshape(blocks, -1, c // cw, cw).transpose(0, 3, 1, 2)
         out = self.aggregate(dense, tiles)                            # (N*nb, Cw, b*b, C/Cw)
         out = out.transpose(0, 2, 3, 1).reshape(blocks, bb, c)
         return halo.blocks_to_map(out, grid)

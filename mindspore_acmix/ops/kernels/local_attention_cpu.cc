@@ -19,8 +19,7 @@
 // cfg is an int32 tensor [kernel_size, stride, dilation]. The forward keeps only the
 // per-query log-sum-exp; the backward recomputes the probabilities from it.
 //
-// Signature: MindSpore's CPU AOT convention, inputs then outputs in `params`; a non-zero
-// return value is reported by MindSpore as a kernel failure.
+// Entry points follow MindSpore's CPU AOT convention (ACMIX_AOT_KERNEL, sliding_window.h).
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -31,8 +30,6 @@
 namespace {
 
 namespace sw = sliding_window;
-
-enum Status { kOk = 0, kBadArity = 1, kBadDtype = 2, kBadShape = 3, kBadConfig = 4 };
 
 struct Geometry {
   int64_t bn, d, h, w, k, s, dil, pad, ho, wo, hp, wp;
@@ -62,8 +59,6 @@ inline float ExpNonPositive(float x) {
   std::memcpy(&scale, &bits, sizeof(scale));
   return p * scale;
 }
-
-bool IsFloat32(const char *dtype) { return std::strcmp(dtype, "float32") == 0; }
 
 // Validates the four forward inputs (q, kp, v, cfg) and derives the geometry.
 int ReadGeometry(void **params, int *ndims, int64_t **shapes, const char **dtypes,
@@ -155,7 +150,7 @@ void Logits(const float *qs, const float *kpp, const Geometry &g, float *logits)
 struct Workspace {
   std::vector<float> kpp, vpp, qs, probs, grad_logits, tmp, dkpp, dvpp, dqs;
   std::vector<int64_t> col_src;
-  void Init(const Geometry &g) {
+  explicit Workspace(const Geometry &g) {
     kpp.resize(g.d * g.hpwp());
     vpp.resize(g.d * g.hpwp());
     probs.resize(g.k * g.k * g.howo());
@@ -256,10 +251,7 @@ void BackwardSlice(const float *q, const float *kp, const float *v, const float 
 
 }  // namespace
 
-extern "C" int AcmixLocalAttnFwd(int nparam, void **params, int *ndims, int64_t **shapes,
-                                 const char **dtypes, void *stream, void *extra) {
-  (void)stream;
-  (void)extra;
+ACMIX_AOT_KERNEL(AcmixLocalAttnFwd) {
   if (nparam != 6) return kBadArity;
   Geometry g;
   const int st = ReadGeometry(params, ndims, shapes, dtypes, &g);
@@ -270,22 +262,14 @@ extern "C" int AcmixLocalAttnFwd(int nparam, void **params, int *ndims, int64_t 
   float *out = static_cast<float *>(params[4]);
   float *lse = static_cast<float *>(params[5]);
   const int64_t in_size = g.d * g.hw();
-#pragma omp parallel
-  {
-    Workspace ws;
-    ws.Init(g);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t b = 0; b < g.bn; ++b)
-      ForwardSlice(q + b * in_size, kp + b * in_size, v + b * in_size, g, &ws,
-                   out + b * g.d * g.howo(), lse + b * g.howo());
-  }
+  sw::ParallelSlices<Workspace>(g.bn, g, [&](int64_t b, Workspace *ws) {
+    ForwardSlice(q + b * in_size, kp + b * in_size, v + b * in_size, g, ws,
+                 out + b * g.d * g.howo(), lse + b * g.howo());
+  });
   return kOk;
 }
 
-extern "C" int AcmixLocalAttnBwd(int nparam, void **params, int *ndims, int64_t **shapes,
-                                 const char **dtypes, void *stream, void *extra) {
-  (void)stream;
-  (void)extra;
+ACMIX_AOT_KERNEL(AcmixLocalAttnBwd) {
   if (nparam != 10) return kBadArity;
   Geometry g;
   const int st = ReadGeometry(params, ndims, shapes, dtypes, &g);
@@ -302,15 +286,10 @@ extern "C" int AcmixLocalAttnBwd(int nparam, void **params, int *ndims, int64_t 
   float *dkp = static_cast<float *>(params[8]);
   float *dv = static_cast<float *>(params[9]);
   const int64_t in_size = g.d * g.hw(), out_size = g.d * g.howo();
-#pragma omp parallel
-  {
-    Workspace ws;
-    ws.Init(g);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t b = 0; b < g.bn; ++b)
-      BackwardSlice(q + b * in_size, kp + b * in_size, v + b * in_size, out + b * out_size,
-                    lse + b * g.howo(), dout + b * out_size, g, &ws, dq + b * in_size,
-                    dkp + b * in_size, dv + b * in_size);
-  }
+  sw::ParallelSlices<Workspace>(g.bn, g, [&](int64_t b, Workspace *ws) {
+    BackwardSlice(q + b * in_size, kp + b * in_size, v + b * in_size, out + b * out_size,
+                  lse + b * g.howo(), dout + b * out_size, g, ws, dq + b * in_size,
+                  dkp + b * in_size, dv + b * in_size);
+  });
   return kOk;
 }

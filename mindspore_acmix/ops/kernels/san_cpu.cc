@@ -17,8 +17,7 @@
 // SanAggregationBwd(x, w, cfg, dout) -> (dx, dw)
 // cfg is an int32 tensor [kernel_size, stride, dilation, mode] (mode only read by Windows).
 //
-// Signature: MindSpore's CPU AOT convention, inputs then outputs in `params`; a non-zero
-// return value is reported by MindSpore as a kernel failure.
+// Entry points follow MindSpore's CPU AOT convention (ACMIX_AOT_KERNEL, sliding_window.h).
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -28,8 +27,6 @@
 namespace {
 
 namespace sw = sliding_window;
-
-enum Status { kOk = 0, kBadArity = 1, kBadDtype = 2, kBadShape = 3, kBadConfig = 4 };
 
 struct Geometry {
   int64_t n, c, h, w, k, s, dil, pad, ho, wo, hp, wp, mode;
@@ -41,8 +38,6 @@ struct Geometry {
   int64_t Offset(int64_t j) const { return (j / k) * dil * wp + (j % k) * dil; }
   sw::Plane plane() const { return {h, w, pad, s, ho, wo, hp, wp}; }
 };
-
-bool IsFloat32(const char *dtype) { return std::strcmp(dtype, "float32") == 0; }
 
 // Geometry of input `x` (4-D float32) and the int32 config at params[cfg_index].
 int ReadGeometry(void **params, int *ndims, int64_t **shapes, const char **dtypes, int x,
@@ -150,10 +145,7 @@ int WeightChannels(int *ndims, int64_t **shapes, const char **dtypes, const Geom
 
 }  // namespace
 
-extern "C" int SanWindowsFwd(int nparam, void **params, int *ndims, int64_t **shapes,
-                             const char **dtypes, void *stream, void *extra) {
-  (void)stream;
-  (void)extra;
+ACMIX_AOT_KERNEL(SanWindowsFwd) {
   if (nparam != 4) return kBadArity;
   Geometry g;
   const int st = ReadGeometry(params, ndims, shapes, dtypes, 1, 2, &g);
@@ -162,21 +154,13 @@ extern "C" int SanWindowsFwd(int nparam, void **params, int *ndims, int64_t **sh
   const float *x1 = static_cast<const float *>(params[0]);
   const float *x2 = static_cast<const float *>(params[1]);
   float *out = static_cast<float *>(params[3]);
-  const int64_t slices = g.n * g.c;
-#pragma omp parallel
-  {
-    Channel ch(g);
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < slices; ++i)
-      WindowsChannel(x1 + i * g.hw(), x2 + i * g.hw(), g, &ch, out + i * g.kk() * g.howo());
-  }
+  sw::ParallelSlices<Channel>(g.n * g.c, g, [&](int64_t i, Channel *ch) {
+    WindowsChannel(x1 + i * g.hw(), x2 + i * g.hw(), g, ch, out + i * g.kk() * g.howo());
+  });
   return kOk;
 }
 
-extern "C" int SanWindowsBwd(int nparam, void **params, int *ndims, int64_t **shapes,
-                             const char **dtypes, void *stream, void *extra) {
-  (void)stream;
-  (void)extra;
+ACMIX_AOT_KERNEL(SanWindowsBwd) {
   if (nparam != 6) return kBadArity;
   Geometry g;
   const int st = ReadGeometry(params, ndims, shapes, dtypes, 1, 2, &g);
@@ -188,22 +172,14 @@ extern "C" int SanWindowsBwd(int nparam, void **params, int *ndims, int64_t **sh
   float *dx1 = static_cast<float *>(params[4]);
   float *dx2 = static_cast<float *>(params[5]);
   if (g.mode == 0) std::memset(dx1, 0, sizeof(float) * g.n * g.c * g.hw());
-  const int64_t slices = g.n * g.c;
-#pragma omp parallel
-  {
-    Channel ch(g);
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < slices; ++i)
-      WindowsBackwardChannel(dout + i * g.kk() * g.howo(), g, &ch, dx1 + i * g.hw(),
-                             dx2 + i * g.hw());
-  }
+  sw::ParallelSlices<Channel>(g.n * g.c, g, [&](int64_t i, Channel *ch) {
+    WindowsBackwardChannel(dout + i * g.kk() * g.howo(), g, ch, dx1 + i * g.hw(),
+                           dx2 + i * g.hw());
+  });
   return kOk;
 }
 
-extern "C" int SanAggregationFwd(int nparam, void **params, int *ndims, int64_t **shapes,
-                                 const char **dtypes, void *stream, void *extra) {
-  (void)stream;
-  (void)extra;
+ACMIX_AOT_KERNEL(SanAggregationFwd) {
   if (nparam != 4) return kBadArity;
   Geometry g;
   int st = ReadGeometry(params, ndims, shapes, dtypes, 0, 2, &g);
@@ -214,28 +190,20 @@ extern "C" int SanAggregationFwd(int nparam, void **params, int *ndims, int64_t 
   const float *x = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
   float *out = static_cast<float *>(params[3]);
-  const int64_t slices = g.n * g.c, wsize = g.kk() * g.howo();
-#pragma omp parallel
-  {
-    Channel ch(g);
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < slices; ++i) {
-      const int64_t n = i / g.c, c = i % g.c;
-      const float *wc = w + (n * cw + c % cw) * wsize;
-      const float *xp = ch.Pad(x + i * g.hw());
-      float *oc = out + i * g.howo();
-      std::memset(oc, 0, sizeof(float) * g.howo());
-      for (int64_t j = 0; j < g.kk(); ++j)
-        sw::MulAdd(wc + j * g.howo(), xp + g.Offset(j), ch.plane, oc);
-    }
-  }
+  const int64_t wsize = g.kk() * g.howo();
+  sw::ParallelSlices<Channel>(g.n * g.c, g, [&](int64_t i, Channel *ch) {
+    const int64_t n = i / g.c, c = i % g.c;
+    const float *wc = w + (n * cw + c % cw) * wsize;
+    const float *xp = ch->Pad(x + i * g.hw());
+    float *oc = out + i * g.howo();
+    std::memset(oc, 0, sizeof(float) * g.howo());
+    for (int64_t j = 0; j < g.kk(); ++j)
+      sw::MulAdd(wc + j * g.howo(), xp + g.Offset(j), ch->plane, oc);
+  });
   return kOk;
 }
 
-extern "C" int SanAggregationBwd(int nparam, void **params, int *ndims, int64_t **shapes,
-                                 const char **dtypes, void *stream, void *extra) {
-  (void)stream;
-  (void)extra;
+ACMIX_AOT_KERNEL(SanAggregationBwd) {
   if (nparam != 6) return kBadArity;
   Geometry g;
   int st = ReadGeometry(params, ndims, shapes, dtypes, 0, 2, &g);
@@ -252,34 +220,28 @@ extern "C" int SanAggregationBwd(int nparam, void **params, int *ndims, int64_t 
   float *dx = static_cast<float *>(params[4]);
   float *dw = static_cast<float *>(params[5]);
   const int64_t wsize = g.kk() * g.howo(), share = g.c / cw;
-#pragma omp parallel
-  {
-    Channel ch(g);
-    // dx: each channel scatters its weighted output gradient over its windows
-#pragma omp for schedule(static) nowait
-    for (int64_t i = 0; i < g.n * g.c; ++i) {
-      const int64_t n = i / g.c, c = i % g.c;
-      const float *wc = w + (n * cw + c % cw) * wsize;
-      const float *dc = dout + i * g.howo();
-      float *dp = ch.ZeroGrad();
+  // dx: each channel scatters its weighted output gradient over its windows
+  sw::ParallelSlices<Channel>(g.n * g.c, g, [&](int64_t i, Channel *ch) {
+    const int64_t n = i / g.c, c = i % g.c;
+    const float *wc = w + (n * cw + c % cw) * wsize;
+    const float *dc = dout + i * g.howo();
+    float *dp = ch->ZeroGrad();
+    for (int64_t j = 0; j < g.kk(); ++j)
+      sw::Scatter(wc + j * g.howo(), dc, ch->plane, dp + g.Offset(j));
+    ch->Fold(dx + i * g.hw());
+  });
+  // dw: each weight channel gathers the channels that share it (c = t*Cw + cw_index)
+  sw::ParallelSlices<Channel>(g.n * cw, g, [&](int64_t i, Channel *ch) {
+    const int64_t n = i / cw, gi = i % cw;
+    float *dwc = dw + i * wsize;
+    std::memset(dwc, 0, sizeof(float) * wsize);
+    for (int64_t t = 0; t < share; ++t) {
+      const int64_t slice = n * g.c + t * cw + gi;
+      const float *xp = ch->Pad(x + slice * g.hw());
+      const float *dc = dout + slice * g.howo();
       for (int64_t j = 0; j < g.kk(); ++j)
-        sw::Scatter(wc + j * g.howo(), dc, ch.plane, dp + g.Offset(j));
-      ch.Fold(dx + i * g.hw());
+        sw::MulAdd(dc, xp + g.Offset(j), ch->plane, dwc + j * g.howo());
     }
-    // dw: each weight channel gathers the channels that share it (c = t*Cw + cw_index)
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < g.n * cw; ++i) {
-      const int64_t n = i / cw, gi = i % cw;
-      float *dwc = dw + i * wsize;
-      std::memset(dwc, 0, sizeof(float) * wsize);
-      for (int64_t t = 0; t < share; ++t) {
-        const int64_t slice = n * g.c + t * cw + gi;
-        const float *xp = ch.Pad(x + slice * g.hw());
-        const float *dc = dout + slice * g.howo();
-        for (int64_t j = 0; j < g.kk(); ++j)
-          sw::MulAdd(dc, xp + g.Offset(j), ch.plane, dwc + j * g.howo());
-      }
-    }
-  }
+  });
   return kOk;
 }
