@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from mindspore import Tensor
 
+from mindspore_acmix.layers import conv
 from mindspore_acmix.layers.conv import SameConv2d, resolve_conv_impl
 
 from conftest import assert_close
@@ -20,11 +21,29 @@ from conftest import assert_close
     (16, 12, 1, 1, 1, 1, True, (2, 16, 5, 6)),     # 1x1 with bias (ACmix conv1-3)
     (16, 12, 1, 2, 1, 1, False, (2, 16, 7, 6)),    # strided 1x1 (downsample)
     (12, 9, 1, 1, 1, 1, False, (2, 12, 4, 30)),    # ACmix fc on (B, 3N, d, HW)
+    (4, 8, 3, 1, 1, 1, True, (2, 4, 6, 5)),        # widening stride 1: taps unfolded (stem)
 ])
 def test_matmul_path_equals_conv2d(cin, cout, k, stride, dilation, group, has_bias, shape):
+    fast = SameConv2d(cin, cout, k, stride, dilation, group, has_bias, impl="matmul")
+    assert (fast.tap_ops is not None) == (k > 1)   # the C++ tap kernels (the tests need g++)
+    check_against_native(fast, cin, cout, k, stride, dilation, group, has_bias, shape)
+
+
+@pytest.mark.parametrize("cin,cout,k,stride,dilation,group,has_bias,shape", [
+    (36, 16, 3, 1, 1, 4, False, (2, 36, 9, 7)),    # stride 1: products shifted
+    (18, 8, 3, 2, 2, 2, False, (1, 18, 9, 10)),    # stride 2, dilation 2: input shifted
+])
+def test_slice_path_without_a_compiler_equals_conv2d(monkeypatch, cin, cout, k, stride,
+                                                     dilation, group, has_bias, shape):
+    monkeypatch.setattr(conv, "tap_kernel_path", lambda device=None: None)
+    fast = SameConv2d(cin, cout, k, stride, dilation, group, has_bias, impl="matmul")
+    assert fast.tap_ops is None
+    check_against_native(fast, cin, cout, k, stride, dilation, group, has_bias, shape)
+
+
+def check_against_native(fast, cin, cout, k, stride, dilation, group, has_bias, shape):
     rng = np.random.default_rng(k * 10 + stride)
     native = SameConv2d(cin, cout, k, stride, dilation, group, has_bias, impl="native")
-    fast = SameConv2d(cin, cout, k, stride, dilation, group, has_bias, impl="matmul")
     for mine, theirs in zip(fast.trainable_params(), native.trainable_params()):
         mine.set_data(Tensor(theirs.asnumpy()))
     x = Tensor(rng.standard_normal(shape).astype(np.float32))
