@@ -25,9 +25,9 @@
 #include <cstdint>
 #include <cstring>
 
-namespace {
+#include "aot_kernel.h"
 
-enum Status { kOk = 0, kBadArity = 1, kBadDtype = 2, kBadShape = 3, kBadConfig = 4 };
+namespace {
 
 struct Geometry {
   int64_t b, g, c, h, w, k, s, dil, pad, ho, wo, flip;
@@ -79,10 +79,7 @@ inline void ValidRange(int64_t off, int64_t n, int64_t s, int64_t n_out, int64_t
 
 }  // namespace
 
-extern "C" int AcmixTapUnfold(int nparam, void **params, int *ndims, int64_t **shapes,
-                              const char **dtypes, void *stream, void *extra) {
-  (void)stream;
-  (void)extra;
+ACMIX_AOT_KERNEL(AcmixTapUnfold) {
   if (nparam != 4) return kBadArity;
   Geometry g;
   const int st = ReadGeometry(params, shapes, ndims, dtypes, 0, 3, &g);
@@ -114,10 +111,7 @@ extern "C" int AcmixTapUnfold(int nparam, void **params, int *ndims, int64_t **s
   return kOk;
 }
 
-extern "C" int AcmixTapFold(int nparam, void **params, int *ndims, int64_t **shapes,
-                            const char **dtypes, void *stream, void *extra) {
-  (void)stream;
-  (void)extra;
+ACMIX_AOT_KERNEL(AcmixTapFold) {
   if (nparam != 4) return kBadArity;
   Geometry g;
   const int st = ReadGeometry(params, shapes, ndims, dtypes, 3, 0, &g);

@@ -256,7 +256,7 @@ ACMIX_AOT_KERNEL(AcmixLocalAttnFwd) {
   float *out = static_cast<float *>(params[4]);
   float *lse = static_cast<float *>(params[5]);
   const int64_t in_size = g.d * g.hw();
-  sw::ParallelSlices<Workspace>(g.bn, g, [&](int64_t b, Workspace *ws) {
+  ParallelSlices<Workspace>(g.bn, g, [&](int64_t b, Workspace *ws) {
     ForwardSlice(q + b * in_size, kp + b * in_size, v + b * in_size, g, ws,
                  out + b * g.d * g.howo(), lse + b * g.howo());
   });
@@ -280,7 +280,7 @@ ACMIX_AOT_KERNEL(AcmixLocalAttnBwd) {
   float *dkp = static_cast<float *>(params[8]);
   float *dv = static_cast<float *>(params[9]);
   const int64_t in_size = g.d * g.hw(), out_size = g.d * g.howo();
-  sw::ParallelSlices<Workspace>(g.bn, g, [&](int64_t b, Workspace *ws) {
+  ParallelSlices<Workspace>(g.bn, g, [&](int64_t b, Workspace *ws) {
     BackwardSlice(q + b * in_size, kp + b * in_size, v + b * in_size, out + b * out_size,
                   lse + b * g.howo(), dout + b * out_size, g, ws, dq + b * in_size,
                   dkp + b * in_size, dv + b * in_size);

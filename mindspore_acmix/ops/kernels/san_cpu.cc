@@ -155,7 +155,7 @@ ACMIX_AOT_KERNEL(SanWindowsFwd) {
   const float *x1 = static_cast<const float *>(params[0]);
   const float *x2 = static_cast<const float *>(params[1]);
   float *out = static_cast<float *>(params[3]);
-  sw::ParallelSlices<Channel>(g.n * g.c, g, [&](int64_t i, Channel *ch) {
+  ParallelSlices<Channel>(g.n * g.c, g, [&](int64_t i, Channel *ch) {
     WindowsChannel(x1 + i * g.hw(), x2 + i * g.hw(), g, ch, out + i * g.kk() * g.howo());
   });
   return kOk;
@@ -173,7 +173,7 @@ ACMIX_AOT_KERNEL(SanWindowsBwd) {
   float *dx1 = static_cast<float *>(params[4]);
   float *dx2 = static_cast<float *>(params[5]);
   if (g.mode == 0) std::memset(dx1, 0, sizeof(float) * g.n * g.c * g.hw());
-  sw::ParallelSlices<Channel>(g.n * g.c, g, [&](int64_t i, Channel *ch) {
+  ParallelSlices<Channel>(g.n * g.c, g, [&](int64_t i, Channel *ch) {
     WindowsBackwardChannel(dout + i * g.kk() * g.howo(), g, ch, dx1 + i * g.hw(),
                            dx2 + i * g.hw());
   });
@@ -190,7 +190,7 @@ ACMIX_AOT_KERNEL(SanAggregationFwd) {
   const float *w = static_cast<const float *>(params[1]);
   float *out = static_cast<float *>(params[3]);
   const int64_t wsize = g.kk() * g.howo();
-  sw::ParallelSlices<Channel>(g.n * g.c, g, [&](int64_t i, Channel *ch) {
+  ParallelSlices<Channel>(g.n * g.c, g, [&](int64_t i, Channel *ch) {
     const int64_t n = i / g.c, c = i % g.c;
     const float *wc = w + (n * cw + c % cw) * wsize;
     const float *xp = ch->Pad(x + i * g.hw());
@@ -218,7 +218,7 @@ ACMIX_AOT_KERNEL(SanAggregationBwd) {
   float *dw = static_cast<float *>(params[5]);
   const int64_t wsize = g.kk() * g.howo(), share = g.c / cw;
   // dx: each channel scatters its weighted output gradient over its windows
-  sw::ParallelSlices<Channel>(g.n * g.c, g, [&](int64_t i, Channel *ch) {
+  ParallelSlices<Channel>(g.n * g.c, g, [&](int64_t i, Channel *ch) {
     const int64_t n = i / g.c, c = i % g.c;
     const float *wc = w + (n * cw + c % cw) * wsize;
     const float *dc = dout + i * g.howo();
@@ -228,7 +228,7 @@ ACMIX_AOT_KERNEL(SanAggregationBwd) {
     ch->Fold(dx + i * g.hw());
   });
   // dw: each weight channel gathers the channels that share it (c = t*Cw + cw_index)
-  sw::ParallelSlices<Channel>(g.n * cw, g, [&](int64_t i, Channel *ch) {
+  ParallelSlices<Channel>(g.n * cw, g, [&](int64_t i, Channel *ch) {
     const int64_t n = i / cw, gi = i % cw;
     float *dwc = dw + i * wsize;
     std::memset(dwc, 0, sizeof(float) * wsize);

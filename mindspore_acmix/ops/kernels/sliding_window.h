@@ -1,7 +1,6 @@
-// What the sliding-window CPU kernels (local_attention_cpu.cc, san_cpu.cc) share: MindSpore's
-// AOT calling convention, the parallel loop over slices, reflection padding of one channel,
-// its adjoint, and the multiply-adds between a query grid and one window position of a
-// padded channel. aot_build hashes this header with each source.
+// What the sliding-window CPU kernels (local_attention_cpu.cc, san_cpu.cc) share: reflection
+// padding of one channel, its adjoint, and the multiply-adds between a query grid and one
+// window position of a padded channel. aot_build hashes this header with each source.
 //
 // A query grid of ho x wo queries at stride s reads window position (a, b) of the padded
 // channel (hp x wp) at rows y*s + a*dil and columns x*s + b*dil: `window` below is the padded
@@ -13,30 +12,9 @@
 #include <cstdint>
 #include <cstring>
 
-// MindSpore's CPU AOT convention (Custom(func_type="aot")): inputs then outputs in `params`;
-// a non-zero return value is reported by MindSpore as a kernel failure. The stream and extra
-// pointers are unused on CPU.
-#define ACMIX_AOT_KERNEL(name)                                                       \
-  extern "C" int name(int nparam, void **params, int *ndims, int64_t **shapes,       \
-                      const char **dtypes, void * /*stream*/, void * /*extra*/)
-
-enum AotStatus { kOk = 0, kBadArity = 1, kBadDtype = 2, kBadShape = 3, kBadConfig = 4 };
-
-inline bool IsFloat32(const char *dtype) { return std::strcmp(dtype, "float32") == 0; }
+#include "aot_kernel.h"
 
 namespace sliding_window {
-
-// body(i, &scratch) for i in [0, count) on OpenMP threads, each with its own Scratch(g)
-// (thread-local padded copies); dynamic scheduling, the slices being few and uneven.
-template <class Scratch, class Geo, class Body>
-void ParallelSlices(int64_t count, const Geo &g, Body body) {
-#pragma omp parallel
-  {
-    Scratch scratch(g);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < count; ++i) body(i, &scratch);
-  }
-}
 
 inline int64_t Reflect(int64_t i, int64_t n) {
   if (i < 0) i = -i;
