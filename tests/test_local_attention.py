@@ -72,7 +72,7 @@ def test_auto_picks_the_kernel_on_cpu_and_halo_elsewhere():
 
 def test_no_compiler_falls_back_to_halo(monkeypatch):
     monkeypatch.setattr(aot_build, "find_compiler", lambda: None)
-    monkeypatch.setattr(local_attention, "_aot_state", {})
+    monkeypatch.setattr(aot_build, "_libraries", {})
     monkeypatch.setattr(local_attention, "_warned", set())
     with pytest.warns(UserWarning, match="no C\\+\\+ compiler found.*attn_impl='halo'"):
         assert ACmix(8, 8).attn_impl == "halo"

@@ -123,11 +123,12 @@ def kernel_library(source_name):
     return result
 
 
-def kernel_unavailable_reason(source_name):
-    """Why the CPU kernels of kernels/<source_name> cannot be used here, or None."""
+def kernel_unavailable_reason(source_name, device=None):
+    """Why the CPU kernels of kernels/<source_name> cannot be used on `device` (default: the
+    current device target), or None."""
     import mindspore as ms
 
-    target = ms.get_context("device_target")
+    target = device or ms.get_context("device_target")
     if target != "CPU":
         return f"the AOT kernels run on CPU only and the device target is {target}"
     try:
@@ -135,3 +136,13 @@ def kernel_unavailable_reason(source_name):
     except KernelBuildError as exc:
         return str(exc)
     return None
+
+
+def require_kernel(source_name, option):
+    """The library of kernels/<source_name> for an implementation asked for by name
+    (`option`='aot'); a RuntimeError saying why and what to use instead when it cannot run."""
+    reason = kernel_unavailable_reason(source_name)
+    if reason is not None:
+        raise RuntimeError(f"{option}='aot' is unavailable: {reason}. "
+                           f"Use {option}='halo' or 'auto'.")
+    return kernel_library(source_name)

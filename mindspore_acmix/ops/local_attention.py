@@ -49,7 +49,7 @@ import numpy as np
 from mindspore import Tensor, nn, ops
 
 from . import halo
-from .aot_build import KernelBuildError, build_kernel
+from .aot_build import kernel_unavailable_reason, require_kernel
 from .shift import reflect_pad2d
 
 
@@ -326,31 +326,11 @@ class HaloLocalAttention(LocalAttention):
 
 
 _AOT_SOURCE = "local_attention_cpu.cc"
-_aot_state = {}  # {"path": str} or {"error": str}, filled on first use
-
-
-def aot_kernel_path():
-    """Path of the compiled CPU kernel library; raises KernelBuildError with the reason."""
-    if not _aot_state:
-        try:
-            _aot_state["path"] = build_kernel(_AOT_SOURCE)
-        except KernelBuildError as exc:
-            _aot_state["error"] = str(exc)
-    if "error" in _aot_state:
-        raise KernelBuildError(_aot_state["error"])
-    return _aot_state["path"]
 
 
 def aot_unavailable_reason(device=None):
     """Why "aot" cannot be used on `device` (default: the current device target), or None."""
-    target = device or ms.get_context("device_target")
-    if target != "CPU":
-        return f"the AOT kernel runs on CPU only and the device target is {target}"
-    try:
-        aot_kernel_path()
-    except KernelBuildError as exc:
-        return str(exc)
-    return None
+    return kernel_unavailable_reason(_AOT_SOURCE, device)
 
 
 class AotLocalAttention(LocalAttention):
@@ -359,11 +339,7 @@ class AotLocalAttention(LocalAttention):
 
     def __init__(self, kernel_size, stride=1, dilation=1):
         super().__init__(kernel_size, stride, dilation)
-        reason = aot_unavailable_reason()
-        if reason is not None:
-            raise RuntimeError(f"attn_impl='aot' is unavailable: {reason}. "
-                               "Use attn_impl='halo' or 'auto'.")
-        lib = aot_kernel_path()
+        lib = require_kernel(_AOT_SOURCE, "attn_impl")
 
         def out_size(n):
             return -(-n // stride)

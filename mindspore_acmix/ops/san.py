@@ -48,7 +48,7 @@ import mindspore as ms
 from mindspore import Tensor, ops
 
 from . import halo
-from .aot_build import kernel_library, kernel_unavailable_reason
+from .aot_build import kernel_unavailable_reason, require_kernel
 from .local_attention import SlidingWindow, subsample, window_padding
 from .shift import reflect_pad2d
 
@@ -176,11 +176,7 @@ class AotSanOps(SanOps):
 
     def __init__(self, kernel_size, stride=1, dilation=1):
         super().__init__(kernel_size, stride, dilation)
-        reason = aot_unavailable_reason()
-        if reason is not None:
-            raise RuntimeError(f"san_impl='aot' is unavailable: {reason}. "
-                               "Use san_impl='halo' or 'auto'.")
-        lib = kernel_library(AOT_SOURCE)
+        lib = require_kernel(AOT_SOURCE, "san_impl")
         kk = kernel_size * kernel_size
 
         def windows_shape(x1, x2, cfg):
