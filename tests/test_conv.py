@@ -65,3 +65,15 @@ def test_impl_choice():
     assert resolve_conv_impl("native") == "native"
     with pytest.raises(ValueError, match="conv_impl must be one of"):
         resolve_conv_impl("cuda")
+
+
+def test_tap_kernels_of_two_strides_on_one_input_shape_in_pynative(pynative):
+    """PyNative caches a Custom op's output shape by op name and input shapes: convolutions
+    of strides 1 and 2 (both unfolding: widening) on inputs of one shape must each get their
+    own shape and values."""
+    if conv.tap_kernel_path() is None:
+        pytest.skip("no C++ compiler: the tap kernels are not used")
+    for stride in (1, 2):
+        fast = SameConv2d(4, 8, 3, stride, impl="matmul")
+        assert fast.use_tap_kernels
+        check_against_native(fast, 4, 8, 3, stride, 1, 1, False, (2, 4, 7, 6))

@@ -95,7 +95,7 @@ def check_rates(out, json_path):
 
 
 def test_flow_on_digits_reports_eval_accuracy(tmp_path, tmp_path_factory, digits_subset):
-    """train.py (the digits recipe on a subset of the digits images, 1 epoch at a gentle lr,
+    """train.py (the digits recipe on a subset of the digits images, 1 epoch without warm-up,
     eval resize 36 -> crop 32) -> eval.py -> the README's export and 310 commands, verbatim
     but for the placeholders, from a directory laid out like the clone -> the flow by both
     routes; the Python twin writes what the C++ program writes. The run's ACmix rates: its
@@ -106,7 +106,7 @@ def test_flow_on_digits_reports_eval_accuracy(tmp_path, tmp_path_factory, digits
     proc = run_script("train.py", "--config", TINY_CONFIG, "--epochs", "1", "--output-dir",
                       str(out), "--batch-size", "20", "--set", "device=CPU", "--set",
                       "dataset=imagefolder", "--set", f"data_dir={digits_subset}", "--set",
-                      "eval_resize=36", "--set", "lr=0.02", "--set", "warmup_epochs=0",
+                      "eval_resize=36", "--set", "warmup_epochs=0",
                       cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = out / "best.ckpt"

@@ -85,6 +85,12 @@ class _TapOps(nn.Cell):
 
         self.unfold_op = custom("Unfold", unfold_shape, unfold_bprop)
         self.fold_op = custom("Fold", fold_shape, fold_bprop)
+        # PyNative caches a Custom op's output shape by op name and input shapes: without the
+        # geometry as an attribute, convolutions of another stride on inputs of the same shape
+        # would get the first one's shape (as in ops.local_attention and ops.san)
+        geometry = f"{kernel_size},{stride},{dilation},{groups},{int(flip)}"
+        for op in (unfold_raw, fold_raw, self.unfold_op, self.fold_op):
+            op.add_prim_attr("tap_geometry", geometry)
 
     def unfold(self, x):
         """(B, G*C, H, W) -> (B, G*k*k*C, Ho, Wo): every tap of every output pixel."""
@@ -108,11 +114,13 @@ class GroupedMatmul(nn.Cell):
         self.bmm_tb = ops.BatchMatMul(transpose_b=True)
 
     def construct(self, w, x):
-        return self.bmm(ops.broadcast_to(w, (x.shape[0],) + w.shape), x)
+        # under AMP O2 x arrives in float16 and the weights stay float32: compute in x's dtype
+        return self.bmm(ops.broadcast_to(w.astype(x.dtype), (x.shape[0],) + w.shape), x)
 
     def bprop(self, w, x, out, dout):
-        return (self.bmm_tb(dout, x).sum(0),
-                self.bmm_ta(ops.broadcast_to(w, (x.shape[0],) + w.shape), dout))
+        dout = dout.astype(x.dtype)
+        return (self.bmm_tb(dout, x).sum(0).astype(w.dtype),
+                self.bmm_ta(ops.broadcast_to(w.astype(x.dtype), (x.shape[0],) + w.shape), dout))
 
 
 class SameConv2d(DevicePlaced, nn.Conv2d):
