@@ -25,7 +25,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 
-from ..ops.aot_build import KernelBuildError, kernel_library
+from ..ops.aot_build import aot_op, kernel_library, kernel_unavailable_reason
 from ..ops.local_attention import subsample
 from ..ops.shift import shift2d
 from .placement import DevicePlaced, check_placement, current_device
@@ -45,12 +45,9 @@ def resolve_conv_impl(impl, device=None):
 
 def tap_kernel_path(device=None):
     """Path of the compiled tap kernels, or None when they cannot be used on `device`."""
-    if (device or current_device()) != "CPU":
+    if kernel_unavailable_reason(TAP_KERNEL_SOURCE, device) is not None:
         return None
-    try:
-        return kernel_library(TAP_KERNEL_SOURCE)
-    except KernelBuildError:
-        return None
+    return kernel_library(TAP_KERNEL_SOURCE)
 
 
 class _TapOps(nn.Cell):
@@ -60,7 +57,8 @@ class _TapOps(nn.Cell):
     def __init__(self, lib, kernel_size, stride, dilation, groups, flip):
         super().__init__()
         kk, s = kernel_size * kernel_size, stride
-        self.cfg = Tensor(np.array([kernel_size, stride, dilation, groups, int(flip)], np.int32))
+        geometry = (kernel_size, stride, dilation, groups, int(flip))
+        self.cfg = Tensor(np.array(geometry, np.int32))
 
         def unfold_shape(x, cfg, like):
             return [x[0], x[1] * kk, -(-x[2] // s), -(-x[3] // s)]
@@ -72,8 +70,7 @@ class _TapOps(nn.Cell):
             return x
 
         def custom(name, shape, bprop=None):
-            return ops.Custom(f"{lib}:AcmixTap{name}", out_shape=shape, out_dtype=same_dtype,
-                              func_type="aot", bprop=bprop)
+            return aot_op(lib, f"AcmixTap{name}", shape, same_dtype, geometry, bprop)
 
         unfold_raw, fold_raw = custom("Unfold", unfold_shape), custom("Fold", fold_shape)
 
@@ -85,12 +82,6 @@ class _TapOps(nn.Cell):
 
         self.unfold_op = custom("Unfold", unfold_shape, unfold_bprop)
         self.fold_op = custom("Fold", fold_shape, fold_bprop)
-        # PyNative caches a Custom op's output shape by op name and input shapes: without the
-        # geometry as an attribute, convolutions of another stride on inputs of the same shape
-        # would get the first one's shape (as in ops.local_attention and ops.san)
-        geometry = f"{kernel_size},{stride},{dilation},{groups},{int(flip)}"
-        for op in (unfold_raw, fold_raw, self.unfold_op, self.fold_op):
-            op.add_prim_attr("tap_geometry", geometry)
 
     def unfold(self, x):
         """(B, G*C, H, W) -> (B, G*k*k*C, Ho, Wo): every tap of every output pixel."""

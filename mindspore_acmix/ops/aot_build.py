@@ -146,3 +146,20 @@ def require_kernel(source_name, option):
         raise RuntimeError(f"{option}='aot' is unavailable: {reason}. "
                            f"Use {option}='halo' or 'auto'.")
     return kernel_library(source_name)
+
+
+def aot_op(library, function, out_shape, out_dtype, geometry, bprop=None):
+    """ops.Custom of `function` in `library` (func_type "aot") for one layer's `geometry`
+    (a tuple of ints, which the kernel also receives as a constant int32 input: the plain AOT
+    calling convention cannot read attributes).
+
+    The geometry is also an attribute of the op: PyNative caches a Custom op's inferred
+    output shape by its name, attributes and input shapes, not by its out_shape function, so
+    without it a second layer of another geometry (say, stride) on inputs of the same shape
+    would get the first one's output shape."""
+    from mindspore import ops
+
+    op = ops.Custom(f"{library}:{function}", out_shape=out_shape, out_dtype=out_dtype,
+                    func_type="aot", bprop=bprop)
+    op.add_prim_attr("acmix_geometry", ",".join(str(int(g)) for g in geometry))
+    return op

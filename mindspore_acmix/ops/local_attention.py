@@ -49,7 +49,7 @@ import numpy as np
 from mindspore import Tensor, nn, ops
 
 from . import halo
-from .aot_build import kernel_unavailable_reason, require_kernel
+from .aot_build import aot_op, kernel_unavailable_reason, require_kernel
 from .shift import reflect_pad2d
 
 
@@ -357,24 +357,16 @@ class AotLocalAttention(LocalAttention):
         def bwd_dtype(q, kp, v, cfg, out, lse, dout):
             return q, q, q
 
-        bwd = ops.Custom(lib + ":AcmixLocalAttnBwd", out_shape=bwd_shape, out_dtype=bwd_dtype,
-                         func_type="aot")
+        geometry = (kernel_size, stride, dilation)
+        bwd = aot_op(lib, "AcmixLocalAttnBwd", bwd_shape, bwd_dtype, geometry)
 
         def bprop(q, kp, v, cfg, out, dout):
             # dout[1] (the log-sum-exp's gradient) is dropped: construct never returns lse.
             dq, dkp, dv = bwd(q, kp, v, cfg, out[0], out[1], dout[0])
             return dq, dkp, dv, ops.zeros_like(cfg)
 
-        self.fwd = ops.Custom(lib + ":AcmixLocalAttnFwd", out_shape=fwd_shape,
-                              out_dtype=fwd_dtype, func_type="aot", bprop=bprop)
-        # PyNative caches a Custom op's inferred output shape by its name, attributes and input
-        # shapes, not by its out_shape function: without the geometry as an attribute, a
-        # second layer with another stride on inputs of the same shape would get the first
-        # one's output shape (as in ops.san)
-        self.fwd.add_prim_attr("acmix_geometry", f"{kernel_size},{stride},{dilation}")
-        # The geometry travels as a constant int32 input rather than as op attributes,
-        # which the plain AOT calling convention cannot read.
-        self.cfg = Tensor(np.array([kernel_size, stride, dilation], np.int32))
+        self.fwd = aot_op(lib, "AcmixLocalAttnFwd", fwd_shape, fwd_dtype, geometry, bprop)
+        self.cfg = Tensor(np.array(geometry, np.int32))
 
     def construct(self, q, k, v, pe):
         dtype = q.dtype

@@ -48,7 +48,7 @@ import mindspore as ms
 from mindspore import Tensor, ops
 
 from . import halo
-from .aot_build import kernel_unavailable_reason, require_kernel
+from .aot_build import aot_op, kernel_unavailable_reason, require_kernel
 from .local_attention import SlidingWindow, subsample, window_padding
 from .shift import reflect_pad2d
 
@@ -195,10 +195,9 @@ class AotSanOps(SanOps):
         def pair_dtype(a, b, *rest):
             return a, b
 
-        windows_bwd = ops.Custom(lib + ":SanWindowsBwd", out_shape=pair_shape,
-                                 out_dtype=pair_dtype, func_type="aot")
-        aggregation_bwd = ops.Custom(lib + ":SanAggregationBwd", out_shape=pair_shape,
-                                     out_dtype=pair_dtype, func_type="aot")
+        geometry = (kernel_size, stride, dilation)
+        windows_bwd = aot_op(lib, "SanWindowsBwd", pair_shape, pair_dtype, geometry)
+        aggregation_bwd = aot_op(lib, "SanAggregationBwd", pair_shape, pair_dtype, geometry)
 
         def windows_bprop(x1, x2, cfg, out, dout):
             dx1, dx2 = windows_bwd(x1, x2, cfg, dout)
@@ -208,23 +207,13 @@ class AotSanOps(SanOps):
             dx, dw = aggregation_bwd(x, w, cfg, dout)
             return dx, dw, ops.zeros_like(cfg)
 
-        self.windows_fwd = ops.Custom(lib + ":SanWindowsFwd", out_shape=windows_shape,
-                                      out_dtype=first_dtype, func_type="aot",
-                                      bprop=windows_bprop)
-        self.aggregation_fwd = ops.Custom(lib + ":SanAggregationFwd",
-                                          out_shape=aggregation_shape, out_dtype=first_dtype,
-                                          func_type="aot", bprop=aggregation_bprop)
-        # PyNative caches a Custom op's inferred output shape by its name, attributes and input
-        # shapes, not by its out_shape function: without the geometry as an attribute, a
-        # second SAM with another kernel or stride on inputs of the same shape would get the
-        # first one's output shape
-        for op in (self.windows_fwd, self.aggregation_fwd):
-            op.add_prim_attr("san_geometry", f"{kernel_size},{stride},{dilation}")
-        # the geometry travels as constant int32 inputs [k, stride, dilation, mode]: the
-        # plain AOT calling convention cannot read op attributes
-        geometry = [kernel_size, stride, dilation]
-        self.cfg_windows = Tensor(np.array(geometry + [0], np.int32))
-        self.cfg_subtraction = Tensor(np.array(geometry + [1], np.int32))
+        self.windows_fwd = aot_op(lib, "SanWindowsFwd", windows_shape, first_dtype, geometry,
+                                  windows_bprop)
+        self.aggregation_fwd = aot_op(lib, "SanAggregationFwd", aggregation_shape, first_dtype,
+                                      geometry, aggregation_bprop)
+        # the kernels' cfg inputs: [k, stride, dilation, mode]
+        self.cfg_windows = Tensor(np.array(geometry + (0,), np.int32))
+        self.cfg_subtraction = Tensor(np.array(geometry + (1,), np.int32))
 
     def windows(self, x):
         x32 = x.astype(ms.float32)
