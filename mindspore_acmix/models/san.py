@@ -83,7 +83,8 @@ class SAN(Backbone):
 
     The attention pads each window by reflection, which needs kernel // 2 < H and < W at
     every stage; after five 2x2 poolings stage 4 is H // 32, so 7x7 kernels need inputs of at
-    least 128x128 (the SAM names the minimum when an input is too small).
+    least 128x128: `min_input_size`, which the features_only backbone names when an input is
+    smaller (the classifier's SAM names its own minimum).
     """
 
     classifier_name = "fc"
