@@ -70,15 +70,21 @@ def is_training_state(key, value, net_names):
     return rest in net_names
 
 
-def check_state_dict(net, params, source):
-    """Raise CheckpointError unless `params` covers every network parameter with its shape."""
-    net_params = {p.name: p for p in net.get_parameters()}
+def check_shapes(net_params, params, source, what, hint):
+    """CheckpointError naming the first parameter of `net_params` whose shape in `params`
+    differs; `hint`: what the file may be a checkpoint of instead."""
     for name, p in net_params.items():
         if name in params and tuple(params[name].shape) != tuple(p.shape):
             raise CheckpointError(
-                f"{source} does not fit this network: parameter {name} has shape "
-                f"{tuple(params[name].shape)} there but {tuple(p.shape)} here "
-                "(a checkpoint of another architecture or class count?)")
+                f"{source} does not fit {what}: parameter {name} has shape "
+                f"{tuple(params[name].shape)} there but {tuple(p.shape)} here (a checkpoint of "
+                f"another {hint}?)")
+
+
+def check_state_dict(net, params, source):
+    """Raise CheckpointError unless `params` covers every network parameter with its shape."""
+    net_params = {p.name: p for p in net.get_parameters()}
+    check_shapes(net_params, params, source, "this network", "architecture or class count")
     missing = set(net_params) - set(params)
     if missing:
         raise CheckpointError(f"{source} lacks {len(missing)} parameters of this network: "
@@ -143,12 +149,7 @@ def load_backbone_checkpoint(net, path, log=print):
     dense_only = set(net.dense_only_params)
     dropped = set(net.classification_only_params)
     classification_names = (set(net_params) - dense_only) | dropped
-    for name, p in net_params.items():
-        if name in params and tuple(params[name].shape) != tuple(p.shape):
-            raise CheckpointError(
-                f"{source} does not fit this backbone: parameter {name} has shape "
-                f"{tuple(params[name].shape)} there but {tuple(p.shape)} here (a checkpoint of "
-                "another architecture or size?)")
+    check_shapes(net_params, params, source, "this backbone", "architecture or width")
     missing = set(net_params) - dense_only - set(params)
     if missing:
         raise CheckpointError(f"{source} lacks {len(missing)} parameters of this backbone: "

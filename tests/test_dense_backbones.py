@@ -92,6 +92,18 @@ def test_pvt_matches_the_official_dense_backbone_at_100x150(name, acmix, mode):
     assert [o.shape[2:] for o in outs] == [(25, 37), (12, 18), (6, 9), (3, 4)]
 
 
+def twins(name, cfg):
+    """A classifier (no head) with perturbed weights and the dense backbone with the same
+    weights, both in inference mode."""
+    cls = create_model(name, num_classes=0, **cfg)
+    dense = create_model(name, features_only=True, **cfg)
+    perturb_ms(cls)
+    copy_weights(cls, dense)
+    for net in (cls, dense):
+        net.set_train(False)
+    return cls, dense
+
+
 def copy_weights(src, dst):
     """dst's parameters that src has, set to src's values (same names)."""
     values = {p.name: p for p in src.get_parameters()}
@@ -107,12 +119,7 @@ def test_swin_features_at_the_build_size_are_the_classification_stages_normed(py
     output norms: padding and per-size masks change nothing there."""
     cfg = dict(img_size=32, embed_dim=12, depths=(2, 2), num_heads=(3, 3), window_size=2,
                drop_path_rate=0.0)
-    cls = create_model("swin_acmix_tiny", num_classes=0, **cfg)
-    dense = create_model("swin_acmix_tiny", features_only=True, **cfg)
-    perturb_ms(cls)
-    copy_weights(cls, dense)
-    for net in (cls, dense):
-        net.set_train(False)
+    cls, dense = twins("swin_acmix_tiny", cfg)
     x = Tensor(image(32, 32))
     maps = dense(x)
     tokens = cls._embed(x)
@@ -131,12 +138,7 @@ def test_pvt_features_at_the_build_size_are_the_classification_stages(pynative):
     """Stages 1-3 equal the classification path's (the tables need no resize at the build
     size); stage 4 differs by design: the dense backbone has no class token."""
     cfg = dict(img_size=64, drop_path_rate=0.0, **PVT)
-    cls = create_model("pvt_acmix_tiny", num_classes=0, **cfg)
-    dense = create_model("pvt_acmix_tiny", features_only=True, **cfg)
-    perturb_ms(cls)
-    copy_weights(cls, dense)
-    for net in (cls, dense):
-        net.set_train(False)
+    cls, dense = twins("pvt_acmix_tiny", cfg)
     x = Tensor(image(64, 64))
     maps = [m.asnumpy() for m in dense(x)]
     stages = [s.asnumpy() for s in cls._stages(x)]
@@ -147,11 +149,7 @@ def test_pvt_features_at_the_build_size_are_the_classification_stages(pynative):
 
 
 def test_resnet_features_are_the_classification_trunk_at_any_size(pynative):
-    cls = create_model("acmix_resnet_tiny", num_classes=0)
-    dense = create_model("acmix_resnet_tiny", features_only=True)
-    copy_weights(cls, dense)
-    for net in (cls, dense):
-        net.set_train(False)
+    cls, dense = twins("acmix_resnet_tiny", {})
     x = Tensor(image(13, 17))  # the minimum (13) on one side, odd on both
     maps = dense(x)
     assert [tuple(m.shape[2:]) for m in maps] == [(13, 17), (7, 9), (4, 5), (2, 3)]
