@@ -63,11 +63,13 @@ def mode(request):
     ms.set_context(mode=ms.GRAPH_MODE)
 
 
-GRAPH = pytest.param("graph", marks=pytest.mark.slow)
+def graph(*case):
+    """A case run in graph mode: it compiles a whole network (slow)."""
+    return pytest.param(*case, "graph", marks=pytest.mark.slow)
 
 
 @pytest.mark.parametrize("name,acmix,mode", [("swin_tiny", False, "pynative"),
-                                             ("swin_acmix_tiny", True, GRAPH)],
+                                             graph("swin_acmix_tiny", True)],
                          indirect=["mode"])
 def test_swin_matches_the_official_segmentation_backbone_at_100x132(name, acmix, mode):
     """Padding at the patch embedding and in every block (25x33 -> 28x35, 13x17 -> 14x21,
@@ -79,7 +81,7 @@ def test_swin_matches_the_official_segmentation_backbone_at_100x132(name, acmix,
 
 
 @pytest.mark.parametrize("name,acmix,mode", [("pvt_tiny", False, "pynative"),
-                                             ("pvt_acmix_tiny", True, GRAPH)],
+                                             graph("pvt_acmix_tiny", True)],
                          indirect=["mode"])
 def test_pvt_matches_the_official_dense_backbone_at_100x150(name, acmix, mode):
     """Position tables resized bilinearly from the 224 grids (56/28/14/7) to 25x37, 12x18,
