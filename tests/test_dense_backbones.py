@@ -281,3 +281,5 @@ def test_pvt_dense_backbone_drops_the_class_token_and_final_norm():
     assert net.classification_only_params == ("cls_token", "norm.beta", "norm.gamma",
                                               "head.weight", "head.bias")
     assert net.dense_only_params == ()
+    with pytest.raises(ValueError, match="set_features_only was already called"):
+        net.set_features_only((0, 1))

@@ -184,7 +184,12 @@ class Backbone(nn.Cell):
     # ------------------------------------------------------------------ multi-scale
     def set_features_only(self, out_indices=None):
         """Make construct return [NCHW map of stage i for i in out_indices] (default: every
-        stage) instead of logits; feature_info keeps the selected entries."""
+        stage) instead of logits: the family's dense-prediction backbone (_enter_dense_mode),
+        which takes any input size at or above min_input_size and has no classifier;
+        feature_info keeps the selected entries."""
+        if self.features_only:
+            raise ValueError("set_features_only was already called on this model: build a new "
+                             "one to select other stages")
         stages = len(self.feature_info)
         indices = tuple(range(stages)) if out_indices is None else tuple(out_indices)
         if not indices or any(isinstance(i, bool) or not isinstance(i, int) for i in indices):
@@ -198,6 +203,8 @@ class Backbone(nn.Cell):
         self.feature_info = FeatureInfo(self.all_feature_info[i] for i in indices)
         self.out_indices = indices
         self.features_only = True
+        if self.num_classes:
+            self.reset_classifier(0)
         before = {p.name for p in self.get_parameters()}
         self._enter_dense_mode()
         after = {p.name for p in self.get_parameters()}
