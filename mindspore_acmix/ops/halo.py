@@ -11,13 +11,16 @@ Ascend's Cube units and GPUs' tensor cores), and a constant (b*b, L*L) pattern s
 halo positions are in which query's window. Memory is bounded by the shapes: one tile of L*L
 per block instead of k*k copies of the map.
 
-Every function here uses only batched matmuls with constant 0/1 matrices and reshapes (no
-Transpose, Im2Col, PadV3, Gather, loops over blocks), so each map costs a fixed number of graph
-operators whatever the number of blocks, and exports to MindIR and ONNX. The tiles are
-HaloNet's (Vaswani et al., 2021) blocked halos, cut out along each axis by one matmul with a
-constant 0/1 matrix that also does the reflection padding (see halo_tiles).
+The tiles are HaloNet's (Vaswani et al., 2021) blocked halos, cut block-locally: each padded
+axis is reshaped into chunks of b * stride pixels (where neighbouring halos start), and a
+block's halo is its own chunk followed by the first L - chunk pixels of the next ones, n + 1
+slices joined by one concat whatever the number of blocks. So the work per pixel is O(L),
+independent of the map's size (a selection matmul over a whole axis costs O(H + W) per pixel:
+27x the attention itself at 256x256), there is no constant as large as the map, and each map
+costs a fixed number of graph operators (Slice, Concat, Pad, one Transpose, reshapes: no
+Im2Col, PadV3, Gather or loop over blocks), which export to MindIR and ONNX.
 
-API (used by ops.local_attention "halo" and meant for any other windowed operator):
+API (used by ops.local_attention "halo" and ops.san "halo"):
 
     grid = BlockGrid(height, width, kernel_size, stride, dilation, block)
     qb = query_blocks(x, grid)           # (N, C, out_h, out_w) -> (N*nb, b*b, C)
@@ -29,17 +32,16 @@ API (used by ops.local_attention "halo" and meant for any other windowed operato
     window_selector(grid)                # (L*L, b*b*k*k) one-hot: S.T @ tiles = the k*k windows
 
 where nb = grid.blocks_y * grid.blocks_x, block index = (n, block column, block row) in that
-order (what lets halo_tiles avoid transposing the tiles), halo and block positions are
+order (the column is cut first, while the channels still lead), halo and block positions are
 row-major, and window offset j = a * k + c is window row a, column c (row-major, as
 ops.unfold). Tiles and blocks are channel-last: (.., positions, C) is what the batched
 matmuls of an attention take without a transpose.
 
-None of these functions contains an `if` on the traced path: a Cell's construct and its
-bprop may both call them (MindSpore 2.10's graph mode fails with "The func graph is empty"
-on a helper with an `if` shared by the two).
+Branches here are on shapes only (Python constants while a graph compiles): a Cell's
+construct and its bprop may both call these functions.
 """
 import numpy as np
-from mindspore import Tensor, ops
+from mindspore import ops
 
 
 # The additive mask: exp(MASK_VALUE - max) is 0 in float32 and float16, and the value itself
@@ -53,17 +55,17 @@ def out_size(n, stride):
 
 
 def default_block(kernel_size, stride=1, dilation=1):
-    """The block side used when none is given: 4.
+    """The block side used when none is given: 4 at stride 1, 3 at larger strides.
 
-    The trade-off: the logits cost L*L per query (L = (b - 1) * stride + (k - 1) * dilation
-    + 1, so they grow with b) and the tiles (L / b)**2 pixels per pixel of the map (they shrink
-    with b). Measured for the ACmix layer at 64@56x56, batch 8, kernel 7 (graph mode, 2-core
-    CPU, fwd+bwd, peak memory growth of the whole layer, with the transpose-free tiles and
-    the recomputing backward): b = 4 799 MB, b = 6 832 MB, b = 8 853 MB (head_dim 16: at b = 4
-    the logits and a tile are the same size, 6.25 map sizes); with the earlier autodiff
-    version b = 4 1380 MB and b = 8 1616 MB in the same time, b = 2 1.7x slower than b = 8
-    for the attention alone. 4 is also what stride 2 wants (L = 13 for kernel 7)."""
-    return 4
+    The trade-off: the logits and the aggregation cost L*L per query (L = (b - 1) * stride
+    + (k - 1) * dilation + 1 grows with b), the tiles (L / (b * stride))**2 pixels per pixel
+    of the map (they shrink with b). For kernel 7, b = 4 makes the blocked attention
+    (10/7)**2 = 2.0 times the sliding window's multiply-accumulates at stride 1; at stride 2
+    it would be (13/7)**2 = 3.4, b = 3 gives (11/7)**2 = 2.5. Measured for the ACmix layer
+    at 64@56x56, batch 8, kernel 7 (stride 1, graph mode, 2-core CPU, fwd+bwd, peak memory
+    growth of the layer, with the recomputing backward): b = 4 799 MB, b = 6 832 MB,
+    b = 8 853 MB."""
+    return 4 if stride == 1 else 3
 
 
 class BlockGrid:
@@ -93,16 +95,11 @@ class BlockGrid:
         # chunks after its own that a halo reaches into
         self.neighbours = max(0, out_size(self.halo - self.chunk, self.chunk))
 
-    def halo_selector(self, axis, n, padding=0, fill="reflect"):
-        """(1, blocks * L, n): axis_selector of the halos along `axis` (0: rows, 1: columns)
-        of an n-pixel axis, transposed, as _cut takes it."""
+    def extent(self, axis):
+        """Pixels of the padded axis (0: rows, 1: columns) that the halos read, zero-extended
+        to whole chunks: the blocks' own chunks and the neighbours the last one reaches."""
         blocks = self.blocks_y if axis == 0 else self.blocks_x
-        return axis_selector(n, blocks, self.chunk, self.halo, padding, fill).T[None]
-
-    def block_selector(self, axis):
-        """(1, blocks * b, out): the same for the query blocks (zero-extended, no padding)."""
-        blocks, n = (self.blocks_y, self.out_h) if axis == 0 else (self.blocks_x, self.out_w)
-        return axis_selector(n, blocks, self.block, self.block, 0, "zero").T[None]
+        return (blocks + self.neighbours) * self.chunk
 
     @property
     def num_blocks(self):
@@ -113,61 +110,79 @@ class BlockGrid:
                 f"s={self.stride}, d={self.dilation}, b={self.block}, L={self.halo})")
 
 
-def axis_selector(n, blocks, chunk, span, padding=0, fill="reflect"):
-    """(n, blocks * span) 0/1 matrix: column t*span + r picks, from an axis of n pixels padded
-    by `padding` (reflect: torch's ReflectionPad, the edge not repeated; zero), padded
-    position t*chunk + r. Positions past the padded axis (reached by no query's window) are
-    zero. Halos: chunk = grid.chunk, span = grid.halo; query blocks: both grid.block."""
+def _pad_to(x, axis, padding, total, fill):
+    """x padded by `padding` along `axis` on both sides (reflect: torch's ReflectionPad, the
+    edge not repeated; or zero), then zero-extended or cut to `total` pixels."""
+    n = x.shape[axis]
     if fill not in ("reflect", "zero"):
         raise ValueError(f"fill must be 'reflect' or 'zero', got {fill!r}")
     if fill == "reflect" and padding > n - 1:
         raise ValueError(f"reflect padding of {padding} needs a size of at least "
                          f"{padding + 1}, got {n}")
-    # vectorised, no Python loop: graph mode would unroll one over the blocks
-    padded = (np.arange(blocks)[:, None] * chunk + np.arange(span)[None, :]).reshape(-1)
-    src = padded - padding
-    if fill == "zero":
-        valid = (src >= 0) & (src < n)
-    else:
-        valid = src < n + padding
-        src = np.where(src < 0, -src, np.where(src >= n, 2 * (n - 1) - src, src))
-    return ((np.arange(n)[:, None] == src[None, :]) & valid[None, :]).astype(np.float32)
+    zero = padding if fill == "zero" else 0
+    if fill == "reflect" and padding:
+        # single rows joined by one concat: Slice and Concat export everywhere (PadV3 and
+        # MirrorPad do not)
+        x = ops.concat(tuple(ops.narrow(x, axis, i, 1) for i in range(padding, 0, -1)) + (x,)
+                       + tuple(ops.narrow(x, axis, i, 1) for i in range(n - 2, n - 2 - padding,
+                                                                            -1)), axis)
+    extra = total - n - 2 * padding
+    if zero or extra > 0:
+        amounts = [(0, 0)] * x.ndim
+        amounts[axis] = (zero, zero + max(extra, 0))
+        x = ops.Pad(tuple(amounts))(x)
+    if extra < 0:  # the last padded pixels, read by no window at this stride
+        x = ops.narrow(x, axis, 0, total)
+    return x
 
 
-def _cut(x, sel_h, sel_w, span):
-    """x (N, C, H, W) cut by the constant selectors sel_h (1, by*span, H) and sel_w
-    (1, bx*span, W) (transposed axis_selector matrices) into (N * bx * by, span*span, C):
-    blocks in (n, tx, ty) order, positions row-major, channel-last.
-
-    Nothing is transposed but by the batched matmuls' own flags: selecting W on x seen as
-    (N, C*H, W) with transpose_b gives (N, bx, span, C, H), and selecting H again with
-    transpose_b gives the final layout. (A Transpose on MindSpore 2.10's CPU keeps index
-    buffers of twice its tensor's size for the graph's lifetime.) The adjoint is _uncut."""
-    n, c, h, w = x.shape
-    by, bx = sel_h.shape[1] // span, sel_w.shape[1] // span
-    t = ops.BatchMatMul(transpose_b=True)(ops.broadcast_to(sel_w, (n, bx * span, w)),
-                                          x.reshape(n, c * h, w))           # (n, bx S, C H)
-    t = ops.BatchMatMul(transpose_b=True)(ops.broadcast_to(sel_h, (n * bx, by * span, h)),
-                                          t.reshape(n * bx, span * c, h))   # (n bx, by S, S C)
-    return t.reshape(n * bx * by, span * span, c)
-
-
-def _uncut(t, sel_h, sel_w, span):
-    """The adjoint of _cut: (N * bx * by, span*span, C) -> (N, C, H, W), each block summed
-    back onto the pixels its selectors took it from."""
-    h, w, c = sel_h.shape[2], sel_w.shape[2], t.shape[2]
-    by, bx = sel_h.shape[1] // span, sel_w.shape[1] // span
-    n = t.shape[0] // (by * bx)
-    t = ops.BatchMatMul(transpose_a=True)(t.reshape(n * bx, by * span, span * c),
-                                          ops.broadcast_to(sel_h, (n * bx, by * span, h)))
-    t = ops.BatchMatMul(transpose_a=True)(t.reshape(n, bx * span, c * h),
-                                          ops.broadcast_to(sel_w, (n, bx * span, w)))
-    return t.reshape(n, c, h, w)
+def _pad_to_adjoint(g, axis, n, padding, fill):
+    """The adjoint of _pad_to: g (`total` pixels along `axis`) summed back onto the n pixels
+    of x, each mirrored pixel's gradient onto its source."""
+    total = g.shape[axis]
+    extra = total - n - 2 * padding
+    if extra < 0:
+        amounts = [(0, 0)] * g.ndim
+        amounts[axis] = (0, -extra)
+        g = ops.Pad(tuple(amounts))(g)
+    out = ops.narrow(g, axis, padding, n)
+    if fill == "reflect" and padding:
+        # padded pixel i < padding came from x's pixel padding - i; padded pixel
+        # padding + n + i from x's pixel n - 2 - i
+        top = tuple(ops.narrow(g, axis, i, 1) for i in range(padding - 1, -1, -1))
+        bottom = tuple(ops.narrow(g, axis, i, 1)
+                       for i in range(2 * padding + n - 1, padding + n - 1, -1))
+        amounts = [(0, 0)] * g.ndim
+        amounts[axis] = (1, n - 1 - padding)
+        out = out + ops.Pad(tuple(amounts))(ops.concat(top, axis))
+        amounts[axis] = (n - 1 - padding, 1)
+        out = out + ops.Pad(tuple(amounts))(ops.concat(bottom, axis))
+    return out
 
 
-# The selectors are BlockGrid methods: graph mode evaluates a method of a plain Python object
-# in Python at compile time, where it would compile a function of constant integers as a
-# graph (and fail on its `if`s).
+def _pieces(chunk, span):
+    """(offset, length) in chunks of a halo of `span` pixels that starts at a chunk: its own
+    chunk and the next ones, the last one cut to what the halo reaches."""
+    return tuple((j, min(chunk, span - j * chunk)) for j in range(out_size(span, chunk)))
+
+
+def _gather(x, blocks, chunk, span, row):
+    """x (M, chunks, chunk * row) -> (M, blocks, span * row): block t is chunk t and the
+    next ones, `span` pixels (of `row` values each) in all."""
+    return ops.concat(tuple(x[:, j:j + blocks, :length * row]
+                            for j, length in _pieces(chunk, span)), 2)
+
+
+def _scatter(t, chunks, chunk, span, row):
+    """The adjoint of _gather: t (M, blocks, span * row) added back onto (M, chunks,
+    chunk * row)."""
+    blocks, out = t.shape[1], None
+    for j, length in _pieces(chunk, span):
+        piece = ops.Pad(((0, 0), (j, chunks - blocks - j), (0, (chunk - length) * row)))(
+            t[:, :, j * chunk * row:(j * chunk + length) * row])
+        out = piece if out is None else out + piece
+    return out
+
 
 def halo_tiles(x, grid, padding=0, fill="reflect"):
     """Tiles of the map x (N, C, H, W) padded by `padding` (reflect or zero fill; 0: x is
@@ -175,36 +190,52 @@ def halo_tiles(x, grid, padding=0, fill="reflect"):
     block (ty, tx) being padded_x[:, :, ty * chunk + r, tx * chunk + c] (zero past the padded
     map), blocks in (n, tx, ty) order.
 
-    Each axis is one batched matmul with a constant 0/1 selection matrix (axis_selector)
-    that does the padding and the overlapping cut into halos at once, whatever the number
-    of blocks (see _cut), where slicing halos out costs an operator per block (or, HaloNet's
-    chunk-and-concatenate, a dozen slices and copies per map); the backward is the
-    transposed matmul, which adds each mirrored pixel's gradient back onto its source
-    exactly."""
-    return _cut(x, Tensor(grid.halo_selector(0, x.shape[2], padding, fill), x.dtype),
-                Tensor(grid.halo_selector(1, x.shape[3], padding, fill), x.dtype), grid.halo)
+    Columns first: x as (N*C*H, chunks, chunk) gathers each block column's halo; one
+    transpose (of the map times L / chunk) brings the channels last; then the rows are cut the
+    same way on (N * bx, chunks, chunk * L * C). The backward is halo_tiles_adjoint."""
+    n, c, h, w = x.shape
+    span, chunk, bx, by = grid.halo, grid.chunk, grid.blocks_x, grid.blocks_y
+    th, tw = grid.extent(0), grid.extent(1)
+    x = _pad_to(_pad_to(x, 2, padding, th, fill), 3, padding, tw, fill)
+    x = _gather(x.reshape(n * c * th, tw // chunk, chunk), bx, chunk, span, 1)
+    x = x.reshape(n, c, th, bx, span).transpose(0, 3, 2, 4, 1)    # (N, bx, th, L, C)
+    x = _gather(x.reshape(n * bx, th // chunk, chunk * span * c), by, chunk, span, span * c)
+    return x.reshape(n * bx * by, span * span, c)
 
 
 def halo_tiles_adjoint(tiles, grid, height, width, padding=0, fill="reflect"):
     """The adjoint of halo_tiles (its gradient): tiles (N * num_blocks, L*L, C) summed back
     onto the (N, C, height, width) map they were cut from, mirrored pixels onto their source."""
-    return _uncut(tiles, Tensor(grid.halo_selector(0, height, padding, fill), tiles.dtype),
-                  Tensor(grid.halo_selector(1, width, padding, fill), tiles.dtype), grid.halo)
+    span, chunk, bx, by = grid.halo, grid.chunk, grid.blocks_x, grid.blocks_y
+    th, tw = grid.extent(0), grid.extent(1)
+    c = tiles.shape[2]
+    n = tiles.shape[0] // (bx * by)
+    t = _scatter(tiles.reshape(n * bx, by, span * span * c), th // chunk, chunk, span, span * c)
+    t = t.reshape(n, bx, th, span, c).transpose(0, 4, 2, 1, 3)    # (N, C, th, bx, L)
+    t = _scatter(t.reshape(n * c * th, bx, span), tw // chunk, chunk, span, 1)
+    t = t.reshape(n, c, th, tw)
+    return _pad_to_adjoint(_pad_to_adjoint(t, 3, width, padding, fill), 2, height, padding,
+                           fill)
 
 
 def query_blocks(x, grid):
     """Queries x (N, C, out_h, out_w) as (N * num_blocks, b*b, C) in halo_tiles' block order;
     the grid is zero-extended to whole blocks (those queries' results are dropped by
     blocks_to_map)."""
-    return _cut(x, Tensor(grid.block_selector(0), x.dtype), Tensor(grid.block_selector(1), x.dtype),
-                grid.block)
+    n, c = x.shape[0], x.shape[1]
+    b, bx, by = grid.block, grid.blocks_x, grid.blocks_y
+    x = ops.Pad(((0, 0), (0, 0), (0, by * b - grid.out_h), (0, bx * b - grid.out_w)))(x)
+    x = x.reshape(n, c, by, b, bx, b).transpose(0, 4, 2, 3, 5, 1)
+    return x.reshape(n * bx * by, b * b, c)
 
 
 def blocks_to_map(y, grid):
     """Inverse of query_blocks (and its adjoint): (N * num_blocks, b*b, C) -> (N, C, out_h,
     out_w)."""
-    return _uncut(y, Tensor(grid.block_selector(0), y.dtype), Tensor(grid.block_selector(1), y.dtype),
-                  grid.block)
+    b, bx, by, c = grid.block, grid.blocks_x, grid.blocks_y, y.shape[2]
+    n = y.shape[0] // (bx * by)
+    y = y.reshape(n, bx, by, b, b, c).transpose(0, 5, 2, 3, 1, 4)
+    return y.reshape(n, c, by * b, bx * b)[:, :, :grid.out_h, :grid.out_w]
 
 
 def window_index(grid):
