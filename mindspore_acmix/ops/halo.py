@@ -11,14 +11,15 @@ Ascend's Cube units and GPUs' tensor cores), and a constant (b*b, L*L) pattern s
 halo positions are in which query's window. Memory is bounded by the shapes: one tile of L*L
 per block instead of k*k copies of the map.
 
-The tiles are HaloNet's (Vaswani et al., 2021) blocked halos, cut block-locally: each padded
-axis is reshaped into chunks of b * stride pixels (where neighbouring halos start), and a
-block's halo is its own chunk followed by the first L - chunk pixels of the next ones, n + 1
-slices joined by one concat whatever the number of blocks. So the work per pixel is O(L),
-independent of the map's size (a selection matmul over a whole axis costs O(H + W) per pixel:
-27x the attention itself at 256x256), there is no constant as large as the map, and each map
-costs a fixed number of graph operators (Slice, Concat, Pad, one Transpose, reshapes: no
-Im2Col, PadV3, Gather or loop over blocks), which export to MindIR and ONNX.
+The tiles are HaloNet's (Vaswani et al., 2021) blocked halos, cut block-locally: along each
+axis one Gather with a constant (blocks, L) index takes halo t's L pixels from padded position
+t * chunk on (chunk = b * stride, where neighbouring halos start), the reflection padding
+folded into the index. So the work per pixel is O(L), independent of the map's size (the
+earlier cut, a 0/1 selection matmul over a whole axis broadcast to every batch x head slice,
+cost O(H + W) per pixel: 27x the attention itself at 256x256), no constant is larger than
+blocks x L, and each map costs a fixed number of graph operators (Gather, one Transpose,
+reshapes; the adjoint UnsortedSegmentSum and Transposes: no Im2Col, PadV3 or loop over
+blocks), which export to MindIR and ONNX (Gather).
 
 API (used by ops.local_attention "halo" and ops.san "halo"):
 
@@ -37,11 +38,11 @@ row-major, and window offset j = a * k + c is window row a, column c (row-major,
 ops.unfold). Tiles and blocks are channel-last: (.., positions, C) is what the batched
 matmuls of an attention take without a transpose.
 
-Branches here are on shapes only (Python constants while a graph compiles): a Cell's
-construct and its bprop may both call these functions.
+The constants come from BlockGrid methods (graph mode runs a plain Python object's method in
+Python while it compiles), so a Cell's construct and its bprop may both call these functions.
 """
 import numpy as np
-from mindspore import ops
+from mindspore import Tensor, ops
 
 
 # The additive mask: exp(MASK_VALUE - max) is 0 in float32 and float16, and the value itself
@@ -92,14 +93,20 @@ class BlockGrid:
         self.blocks_y, self.blocks_x = out_size(self.out_h, b), out_size(self.out_w, b)
         self.halo = (b - 1) * stride + (kernel_size - 1) * dilation + 1
         self.chunk = b * stride  # the halos of neighbouring blocks start this far apart
-        # chunks after its own that a halo reaches into
-        self.neighbours = max(0, out_size(self.halo - self.chunk, self.chunk))
 
-    def extent(self, axis):
-        """Pixels of the padded axis (0: rows, 1: columns) that the halos read, zero-extended
-        to whole chunks: the blocks' own chunks and the neighbours the last one reaches."""
+    def halo_index(self, axis, n, padding=0):
+        """(blocks, L) int32: the pixel of an n-pixel axis (0: rows, 1: columns) at position
+        r of halo t, that is at padded position t * chunk + r, through the reflection padding
+        (torch's ReflectionPad: the edge not repeated). Positions past the padded axis, read
+        by no query's window, repeat its last pixel (they are masked or weighted 0)."""
+        if padding > n - 1:
+            raise ValueError(f"reflect padding of {padding} needs a size of at least "
+                             f"{padding + 1}, got {n}")
         blocks = self.blocks_y if axis == 0 else self.blocks_x
-        return (blocks + self.neighbours) * self.chunk
+        src = np.arange(blocks)[:, None] * self.chunk + np.arange(self.halo)[None, :] - padding
+        src = np.minimum(src, n - 1 + padding)
+        return np.where(src < 0, -src, np.where(src >= n, 2 * (n - 1) - src, src)).astype(
+            np.int32)
 
     @property
     def num_blocks(self):
@@ -110,112 +117,35 @@ class BlockGrid:
                 f"s={self.stride}, d={self.dilation}, b={self.block}, L={self.halo})")
 
 
-def _pad_to(x, axis, padding, total, fill):
-    """x padded by `padding` along `axis` on both sides (reflect: torch's ReflectionPad, the
-    edge not repeated; or zero), then zero-extended or cut to `total` pixels."""
-    n = x.shape[axis]
-    if fill not in ("reflect", "zero"):
-        raise ValueError(f"fill must be 'reflect' or 'zero', got {fill!r}")
-    if fill == "reflect" and padding > n - 1:
-        raise ValueError(f"reflect padding of {padding} needs a size of at least "
-                         f"{padding + 1}, got {n}")
-    zero = padding if fill == "zero" else 0
-    if fill == "reflect" and padding:
-        # single rows joined by one concat: Slice and Concat export everywhere (PadV3 and
-        # MirrorPad do not)
-        x = ops.concat(tuple(ops.narrow(x, axis, i, 1) for i in range(padding, 0, -1)) + (x,)
-                       + tuple(ops.narrow(x, axis, i, 1) for i in range(n - 2, n - 2 - padding,
-                                                                            -1)), axis)
-    extra = total - n - 2 * padding
-    if zero or extra > 0:
-        amounts = [(0, 0)] * x.ndim
-        amounts[axis] = (zero, zero + max(extra, 0))
-        x = ops.Pad(tuple(amounts))(x)
-    if extra < 0:  # the last padded pixels, read by no window at this stride
-        x = ops.narrow(x, axis, 0, total)
-    return x
+def halo_tiles(x, grid, padding=0):
+    """Tiles of the map x (N, C, H, W) reflect-padded by `padding` (torch's ReflectionPad,
+    the edge not repeated; 0: x is already the padded map), channel-last:
+    (N * num_blocks, L*L, C), position r*L + c of block (ty, tx) being
+    padded_x[:, :, ty * chunk + r, tx * chunk + c], blocks in (n, tx, ty) order.
+
+    One Gather per axis with a constant (blocks, L) index (BlockGrid.halo_index) that pads,
+    cuts and overlaps at once, and one Transpose (of the map times L / chunk) between them
+    that brings the channels last. The backward is halo_tiles_adjoint (autodiff's, for the
+    callers that let it differentiate, is the same scatter-add)."""
+    n, c = x.shape[0], x.shape[1]
+    span = grid.halo
+    x = ops.gather(x, Tensor(grid.halo_index(1, x.shape[3], padding)), 3)   # (N, C, H, bx, L)
+    x = ops.gather(x.transpose(0, 3, 2, 4, 1),                               # (N, bx, H, L, C)
+                   Tensor(grid.halo_index(0, x.shape[2], padding)), 2)     # (N, bx, by, L, L, C)
+    return x.reshape(n * grid.num_blocks, span * span, c)
 
 
-def _pad_to_adjoint(g, axis, n, padding, fill):
-    """The adjoint of _pad_to: g (`total` pixels along `axis`) summed back onto the n pixels
-    of x, each mirrored pixel's gradient onto its source."""
-    total = g.shape[axis]
-    extra = total - n - 2 * padding
-    if extra < 0:
-        amounts = [(0, 0)] * g.ndim
-        amounts[axis] = (0, -extra)
-        g = ops.Pad(tuple(amounts))(g)
-    out = ops.narrow(g, axis, padding, n)
-    if fill == "reflect" and padding:
-        # padded pixel i < padding came from x's pixel padding - i; padded pixel
-        # padding + n + i from x's pixel n - 2 - i
-        top = tuple(ops.narrow(g, axis, i, 1) for i in range(padding - 1, -1, -1))
-        bottom = tuple(ops.narrow(g, axis, i, 1)
-                       for i in range(2 * padding + n - 1, padding + n - 1, -1))
-        amounts = [(0, 0)] * g.ndim
-        amounts[axis] = (1, n - 1 - padding)
-        out = out + ops.Pad(tuple(amounts))(ops.concat(top, axis))
-        amounts[axis] = (n - 1 - padding, 1)
-        out = out + ops.Pad(tuple(amounts))(ops.concat(bottom, axis))
-    return out
-
-
-def _pieces(chunk, span):
-    """(offset, length) in chunks of a halo of `span` pixels that starts at a chunk: its own
-    chunk and the next ones, the last one cut to what the halo reaches."""
-    return tuple((j, min(chunk, span - j * chunk)) for j in range(out_size(span, chunk)))
-
-
-def _gather(x, blocks, chunk, span, row):
-    """x (M, chunks, chunk * row) -> (M, blocks, span * row): block t is chunk t and the
-    next ones, `span` pixels (of `row` values each) in all."""
-    return ops.concat(tuple(x[:, j:j + blocks, :length * row]
-                            for j, length in _pieces(chunk, span)), 2)
-
-
-def _scatter(t, chunks, chunk, span, row):
-    """The adjoint of _gather: t (M, blocks, span * row) added back onto (M, chunks,
-    chunk * row)."""
-    blocks, out = t.shape[1], None
-    for j, length in _pieces(chunk, span):
-        piece = ops.Pad(((0, 0), (j, chunks - blocks - j), (0, (chunk - length) * row)))(
-            t[:, :, j * chunk * row:(j * chunk + length) * row])
-        out = piece if out is None else out + piece
-    return out
-
-
-def halo_tiles(x, grid, padding=0, fill="reflect"):
-    """Tiles of the map x (N, C, H, W) padded by `padding` (reflect or zero fill; 0: x is
-    already the padded map), channel-last: (N * num_blocks, L*L, C), position r*L + c of
-    block (ty, tx) being padded_x[:, :, ty * chunk + r, tx * chunk + c] (zero past the padded
-    map), blocks in (n, tx, ty) order.
-
-    Columns first: x as (N*C*H, chunks, chunk) gathers each block column's halo; one
-    transpose (of the map times L / chunk) brings the channels last; then the rows are cut the
-    same way on (N * bx, chunks, chunk * L * C). The backward is halo_tiles_adjoint."""
-    n, c, h, w = x.shape
-    span, chunk, bx, by = grid.halo, grid.chunk, grid.blocks_x, grid.blocks_y
-    th, tw = grid.extent(0), grid.extent(1)
-    x = _pad_to(_pad_to(x, 2, padding, th, fill), 3, padding, tw, fill)
-    x = _gather(x.reshape(n * c * th, tw // chunk, chunk), bx, chunk, span, 1)
-    x = x.reshape(n, c, th, bx, span).transpose(0, 3, 2, 4, 1)    # (N, bx, th, L, C)
-    x = _gather(x.reshape(n * bx, th // chunk, chunk * span * c), by, chunk, span, span * c)
-    return x.reshape(n * bx * by, span * span, c)
-
-
-def halo_tiles_adjoint(tiles, grid, height, width, padding=0, fill="reflect"):
+def halo_tiles_adjoint(tiles, grid, height, width, padding=0):
     """The adjoint of halo_tiles (its gradient): tiles (N * num_blocks, L*L, C) summed back
-    onto the (N, C, height, width) map they were cut from, mirrored pixels onto their source."""
-    span, chunk, bx, by = grid.halo, grid.chunk, grid.blocks_x, grid.blocks_y
-    th, tw = grid.extent(0), grid.extent(1)
-    c = tiles.shape[2]
-    n = tiles.shape[0] // (bx * by)
-    t = _scatter(tiles.reshape(n * bx, by, span * span * c), th // chunk, chunk, span, span * c)
-    t = t.reshape(n, bx, th, span, c).transpose(0, 4, 2, 1, 3)    # (N, C, th, bx, L)
-    t = _scatter(t.reshape(n * c * th, bx, span), tw // chunk, chunk, span, 1)
-    t = t.reshape(n, c, th, tw)
-    return _pad_to_adjoint(_pad_to_adjoint(t, 3, width, padding, fill), 2, height, padding,
-                           fill)
+    onto the (N, C, height, width) map they were cut from, mirrored pixels onto their source
+    (UnsortedSegmentSum over the halo indices, which it takes on leading axes)."""
+    span, bx, by, c = grid.halo, grid.blocks_x, grid.blocks_y, tiles.shape[2]
+    n = tiles.shape[0] // grid.num_blocks
+    t = tiles.reshape(n, bx, by, span, span, c).transpose(2, 3, 0, 1, 4, 5)  # (by, L, N, bx, L, C)
+    t = ops.unsorted_segment_sum(t, Tensor(grid.halo_index(0, height, padding)), height)
+    t = ops.unsorted_segment_sum(t.transpose(2, 3, 1, 4, 0),                # (bx, L, N, C, H)
+                                 Tensor(grid.halo_index(1, width, padding)), width)
+    return t.transpose(1, 2, 3, 0)                                           # (N, C, H, W)
 
 
 def query_blocks(x, grid):
