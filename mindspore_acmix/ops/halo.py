@@ -30,7 +30,7 @@ API (used by ops.local_attention "halo" and ops.san "halo"):
     y = blocks_to_map(yb, grid)          # (N*nb, b*b, C) -> (N, C, out_h, out_w)
     window_mask(grid)                    # (b*b, L*L) float32: 0 in the window, MASK_VALUE out
     window_index(grid)                   # (b*b, k*k) int: halo position of window offset j
-    window_selector(grid)                # (L*L, b*b*k*k) one-hot: S.T @ tiles = the k*k windows
+    window_pixels(n, k, stride, dilation) # (out, k): the pixel window position a of query i reads
 
 where nb = grid.blocks_y * grid.blocks_x, block index = (n, block column, block row) in that
 order (the column is cut first, while the channels still lead), halo and block positions are
@@ -69,6 +69,27 @@ def default_block(kernel_size, stride=1, dilation=1):
     return 4 if stride == 1 else 3
 
 
+def reflect_index(padded, n, padding):
+    """int32 pixels of an n-pixel axis at the `padded` positions (an array) of that axis
+    reflect-padded by `padding` (torch's ReflectionPad: the edge not repeated). Positions past
+    the padded axis, read by no query's window, repeat its last pixel (masked or weighted 0
+    by the callers)."""
+    if padding > n - 1:
+        raise ValueError(f"reflect padding of {padding} needs a size of at least "
+                         f"{padding + 1}, got {n}")
+    src = np.minimum(padded - padding, n - 1 + padding)
+    return np.where(src < 0, -src, np.where(src >= n, 2 * (n - 1) - src, src)).astype(np.int32)
+
+
+def window_pixels(n, kernel_size, stride=1, dilation=1):
+    """(ceil(n / stride), k) int32: the pixel of an n-pixel axis that window position a of
+    query i reads, i * stride + a * dilation of the axis reflect-padded by
+    dilation * (k - 1) / 2."""
+    padded = (np.arange(out_size(n, stride))[:, None] * stride
+              + np.arange(kernel_size)[None, :] * dilation)
+    return reflect_index(padded, n, dilation * (kernel_size - 1) // 2)
+
+
 class BlockGrid:
     """Geometry of a blocked k x k window operator on an height x width map.
 
@@ -96,17 +117,10 @@ class BlockGrid:
 
     def halo_index(self, axis, n, padding=0):
         """(blocks, L) int32: the pixel of an n-pixel axis (0: rows, 1: columns) at position
-        r of halo t, that is at padded position t * chunk + r, through the reflection padding
-        (torch's ReflectionPad: the edge not repeated). Positions past the padded axis, read
-        by no query's window, repeat its last pixel (they are masked or weighted 0)."""
-        if padding > n - 1:
-            raise ValueError(f"reflect padding of {padding} needs a size of at least "
-                             f"{padding + 1}, got {n}")
+        r of halo t, that is at padded position t * chunk + r (reflect_index)."""
         blocks = self.blocks_y if axis == 0 else self.blocks_x
-        src = np.arange(blocks)[:, None] * self.chunk + np.arange(self.halo)[None, :] - padding
-        src = np.minimum(src, n - 1 + padding)
-        return np.where(src < 0, -src, np.where(src >= n, 2 * (n - 1) - src, src)).astype(
-            np.int32)
+        return reflect_index(np.arange(blocks)[:, None] * self.chunk
+                             + np.arange(self.halo)[None, :], n, padding)
 
     @property
     def num_blocks(self):
@@ -185,13 +199,3 @@ def window_mask(grid, value=MASK_VALUE):
     mask = np.full((grid.block ** 2, grid.halo ** 2), value, np.float32)
     np.put_along_axis(mask, window_index(grid), 0.0, axis=1)
     return mask
-
-
-def window_selector(grid, dtype=np.float32):
-    """(L*L, b*b*k*k) one-hot: selector.T @ tiles (.., L*L, C) -> (.., b*b*k*k, C), every
-    query's window in unfold order; the selector itself scatters per-window values back
-    onto the halo (for weights per window position, e.g. an aggregation)."""
-    index = window_index(grid).reshape(-1)
-    sel = np.zeros((grid.halo ** 2, index.size), dtype)
-    sel[index, np.arange(index.size)] = 1
-    return sel
