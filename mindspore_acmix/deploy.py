@@ -27,9 +27,7 @@ import mindspore as ms
 from mindspore import Tensor, nn
 
 from . import atomic
-from .layers.acmix import ACmix
-from .layers.conv import SameConv2d
-from .layers.san import SAM
+from .layers.placement import make_portable
 
 FORMATS = ("MINDIR", "AIR", "ONNX")
 EXTENSIONS = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
@@ -56,23 +54,6 @@ def check_format(file_format, device):
                           f"the Ascend graph engine); the device here is {device}. Use "
                           "--file-format MINDIR (or ONNX)")
     return fmt
-
-
-def make_portable(net):
-    """Switch `net` in place to the graph-operator formulations (same parameters, same
-    numbers): ACmix attention "halo", convolutions "native". Returns net."""
-    for _, cell in net.cells_and_names():
-        if isinstance(cell, ACmix):
-            cell.attn_request = "halo"
-            if cell.attn_impl != "halo":
-                cell.set_attention("halo")
-        elif isinstance(cell, SameConv2d):
-            cell.impl_request = cell.impl = "native"
-
-    for _, cell in net.cells_and_names():  # SAN's operators: the C++ kernels -> "halo"
-        if isinstance(cell, SAM) and cell.san_impl == "aot":
-            cell.set_san_impl("halo")
-    return net
 
 
 def prepare_for_export(net):
