@@ -325,15 +325,16 @@ class SegmentationSplit:
 
     def eval_batches(self):
         """(images (B, 3, h, w) float32, [label (H, W)], [name]) of this rank's share, every
-        good sample once: up to batch_size consecutive samples whose transformed images have
-        one shape (all of them for same-sized images such as the digit canvases)."""
+        good sample once: up to batch_size consecutive samples of one image size and one label
+        size (all of them for same-sized images such as the digit canvases)."""
         bs = self.cfg["batch_size"]
         with ThreadPoolExecutor(self.cfg["num_workers"]) as pool:
             batch = []
             for sample in pool.map(self._eval_sample, self._eval_indices()):
                 if sample is None:
                     continue
-                if batch and (len(batch) == bs or sample[0].shape != batch[0][0].shape):
+                if batch and (len(batch) == bs or sample[0].shape != batch[0][0].shape
+                              or sample[1].shape != batch[0][1].shape):
                     yield _eval_batch(batch)
                     batch = []
                 batch.append(sample)
