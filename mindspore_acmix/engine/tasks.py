@@ -39,15 +39,18 @@ class ClassificationTask:
     def periods(self):
         return self.cfg["epochs"]
 
-    def build_network(self):
+    def build_network(self, for_training=True):
         return build_network(self.cfg)
 
     def splits(self):
-        from ..data.pipeline import ImageFolderSplit, check_same_classes
-        train = ImageFolderSplit(self.cfg, "train", self.rank, self.world)
-        val = ImageFolderSplit(self.cfg, "val", self.rank, self.world)
+        from ..data.pipeline import check_same_classes
+        train, val = self.split("train"), self.split("val")
         check_same_classes(train, val)
         return train, val
+
+    def split(self, name):
+        from ..data.pipeline import ImageFolderSplit
+        return ImageFolderSplit(self.cfg, name, self.rank, self.world)
 
     def loss_fn(self):
         return Float32CrossEntropy(self.cfg["label_smoothing"])
@@ -113,6 +116,11 @@ class ClassificationTask:
     def after_evaluation(self, metrics, out, counter):
         """Figures of an evaluation (rank 0); classification has none beyond the curves."""
 
+    def eval_report(self, metrics, checkpoint):
+        """(lines for people, the JSON-ready result) of eval.py."""
+        return ([f"{checkpoint}: top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f}, "
+                 f"loss {metrics['loss']:.4f} on {metrics['num_samples']} images"], metrics)
+
 
 class SegmentationTask:
     """Semantic segmentation on image + mask folders, in iterations evaluated every
@@ -129,13 +137,17 @@ class SegmentationTask:
         self.periods = cfg["max_iters"] // cfg["eval_interval"]
         self.class_names = cfg["class_names"] or [str(c) for c in range(cfg["num_classes"])]
 
-    def build_network(self):
-        return build_segmentor(self.cfg, self.log if self.rank == 0 else (lambda _: None))
+    def build_network(self, for_training=True):
+        """The segmentor; with its pretrained backbone when built for training."""
+        log = self.log if self.rank == 0 else (lambda _: None)
+        return build_segmentor(self.cfg, log, pretrained=for_training)
 
     def splits(self):
+        return self.split("train"), self.split("val")
+
+    def split(self, name):
         from ..data.segmentation import SegmentationSplit
-        return (SegmentationSplit(self.cfg, "train", self.rank, self.world, self.log),
-                SegmentationSplit(self.cfg, "val", self.rank, self.world, self.log))
+        return SegmentationSplit(self.cfg, name, self.rank, self.world, self.log)
 
     def loss_fn(self):
         from ..segmentation import SegmentationLoss
@@ -195,6 +207,24 @@ class SegmentationTask:
         write_predictions(metrics["examples"], self.class_names, self.cfg,
                           f"iteration {counter}: val mIoU {metrics['mIoU']:.3f}", out)
 
+    def eval_report(self, metrics, checkpoint):
+        """The per-class IoU / Acc table and the summary line; the result without the
+        example images, NaN (a class in neither labels nor predictions) as null."""
+        width = max(len(n) for n in self.class_names + ["class"])
+        lines = [f"{'class':<{width}}  {'IoU':>7}  {'Acc':>7}"]
+        for name, iou, acc in zip(self.class_names, metrics["IoU"], metrics["Acc"]):
+            lines.append(f"{name:<{width}}  {_percent(iou)}  {_percent(acc)}")
+        lines.append(f"{checkpoint}: mIoU {metrics['mIoU']:.4f}, mAcc {metrics['mAcc']:.4f}, "
+                     f"aAcc {metrics['aAcc']:.4f} on {metrics['num_samples']} images")
+        result = {k: v for k, v in metrics.items() if k != "examples"}
+        for key in ("IoU", "Acc"):
+            result[key] = [None if np.isnan(v) else v for v in metrics[key]]
+        return lines, result
+
+
+def _percent(value):
+    return "    -  " if np.isnan(value) else f"{100 * value:6.2f}%"
+
 
 TASKS = {"classification": ClassificationTask, "segmentation": SegmentationTask}
 
@@ -203,9 +233,10 @@ def make_task(cfg, rank=0, world=1, log=print):
     return TASKS[cfg["task"]](cfg, rank, world, log)
 
 
-def build_segmentor(cfg, log=print):
+def build_segmentor(cfg, log=print, pretrained=True):
     """The segmentor a config describes (backbone `model` with `model_kwargs`, `head`,
-    `aux_head`), implementations placed for the device, the pretrained backbone loaded."""
+    `aux_head`), implementations placed for the device; with `pretrained`, the config's
+    pretrained_backbone loaded strictly into its backbone."""
     from .. import config as config_lib
     from ..layers.placement import place_network
     from ..segmentation import create_segmentor
@@ -216,7 +247,7 @@ def build_segmentor(cfg, log=print):
     except (TypeError, ValueError) as exc:
         raise config_lib.ConfigError(f"model_kwargs {cfg['model_kwargs']} do not fit a "
                                      f"{cfg['head']} segmentor on {cfg['model']}: {exc}") from None
-    if cfg["pretrained_backbone"]:
+    if pretrained and cfg["pretrained_backbone"]:
         from ..checkpoint import load_backbone_checkpoint
         load_backbone_checkpoint(net.backbone, cfg["pretrained_backbone"], log=log)
         log(f"backbone weights from {cfg['pretrained_backbone']}")
