@@ -99,8 +99,9 @@ def test_mindir_and_onnx_match_the_trained_network(tiny_checkpoint, tmp_path, mo
     x = np.random.default_rng(size).standard_normal((batch, 3, size, size)).astype(np.float32)
     expected = trained(Tensor(x)).asnumpy()
     net = prepare_for_export(load_network_checkpoint(build_network(cfg), path))
-    mindir = export_network(net, "MINDIR", batch, size, str(tmp_path / "out" / "tiny"))
-    onnx_file = export_network(net, "onnx", batch, size, str(tmp_path / "out" / "tiny.onnx"))
+    shape = (batch, 3, size, size)
+    mindir = export_network(net, "MINDIR", shape, str(tmp_path / "out" / "tiny"))
+    onnx_file = export_network(net, "onnx", shape, str(tmp_path / "out" / "tiny.onnx"))
     assert sorted(os.listdir(tmp_path)) == ["out"]
     assert sorted(os.listdir(tmp_path / "out")) == ["tiny.mindir", "tiny.onnx"]
     got = MindIRRunner(mindir)(x)
@@ -189,5 +190,5 @@ def test_onnx_of_an_untranslatable_operator_is_an_export_error(tmp_path, monkeyp
             return self.act(x).mean(axis=(2, 3))
 
     with pytest.raises(ExportError, match="ONNX exporter cannot translate this network.*MINDIR"):
-        export_network(ExactGelu(), "ONNX", 1, 8, str(tmp_path / "gelu"))
+        export_network(ExactGelu(), "ONNX", (1, 3, 8, 8), str(tmp_path / "gelu"))
     assert os.listdir(tmp_path) == []  # no gelu.onnx, no rank_0/
