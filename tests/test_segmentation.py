@@ -106,7 +106,7 @@ def test_segmentor_outputs_and_parameter_names(tiny_segmentor, pynative):
         create_segmentor("resnet_tiny", head="deeplab")
 
 
-def test_loss_matches_torch_cross_entropy():
+def test_loss_matches_torch_cross_entropy(pynative):
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((2, 4, 5, 6)).astype(np.float32) * 3
     aux = rng.standard_normal((2, 4, 5, 6)).astype(np.float32)

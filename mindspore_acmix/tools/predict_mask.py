@@ -78,11 +78,8 @@ def predict_mask(net, image, cfg):
     from ..data.segmentation import eval_transform
     from ..segmentation import SegInferencer
 
-    inferencer = SegInferencer(net, mode=cfg["test_mode"], crop=tuple(cfg["crop_size"]),
-                               stride=tuple(cfg["test_stride"]), flip=cfg["test_flip"],
-                               num_classes=cfg["num_classes"])
     x = eval_transform(image, cfg)[None]
-    return inferencer(x, out_size=image.shape[:2])[0].argmax(0)
+    return SegInferencer.from_config(net, cfg)(x, out_size=image.shape[:2])[0].argmax(0)
 
 
 def main(argv):
