@@ -272,3 +272,26 @@ def test_segmentor_exports_to_mindir_at_a_non_square_size(tiny_segmentor, tmp_pa
     # nothing half-written (MindSpore's own rank_0/ of the failed compile is export.py's
     # scratch directory's business)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("p.")]
+
+
+# tiny members of the other families (their dense backbones: tests/test_dense_backbones.py)
+FAMILIES = [
+    ("swin_acmix_tiny", "upernet", dict(embed_dim=12, depths=(2, 2, 2, 2),
+                                        num_heads=(3, 3, 3, 3), window_size=7)),
+    ("pvt_acmix_tiny", "semantic_fpn", dict(embed_dims=(8, 16, 24, 32), num_heads=(1, 2, 2, 4),
+                                            mlp_ratios=(2, 2, 2, 2), depths=(1, 1, 1, 1))),
+    ("san_acmix10", "semantic_fpn", dict(base_planes=16, share_planes=4)),
+]
+
+
+@pytest.mark.parametrize("backbone,head,kwargs", FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_every_family_segments_non_square_images(backbone, head, kwargs, pynative):
+    """130x150 (SAN's minimum is 128): logits at the input size, and the auxiliary head's."""
+    net = create_segmentor(backbone, head=head, num_classes=3, head_channels=8, aux_head=True,
+                           neck_channels=8 if head == "semantic_fpn" else None, aux_channels=8,
+                           **kwargs)
+    net.set_train(True)
+    x = np.random.default_rng(0).standard_normal((1, 3, 130, 150)).astype(np.float32)
+    outs = [o.asnumpy() for o in net(Tensor(x))]
+    assert [o.shape for o in outs] == [(1, 3, 130, 150)] * 2
+    assert all(np.isfinite(o).all() and o.std() > 0 for o in outs)
