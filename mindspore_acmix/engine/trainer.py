@@ -16,6 +16,7 @@ from ..layers.placement import describe_implementations
 from ..runtime import jit_level
 from ..tools.rates import write_figure_of_network
 from .accumulate import GradAccumulator, updates_per_epoch
+from .amp import mixed_precision, resolve_amp
 from .build import build_network
 from .distributed import all_gather, all_reduce_sum, init_distributed, step_key
 from .ema import EMA
@@ -25,7 +26,7 @@ from .optim import MAX_WARMUP_FRACTION, build_optimizer, lr_schedule, warmup_ste
 from .report import MetricsLog, Progress
 from .rundir import OutputDirLock, refuse_to_overwrite
 from .state import RunState
-from .step import TrainStep, resolve_amp
+from .step import TrainStep
 from .sync_bn import check_sync_bn, convert_sync_batchnorm
 
 # Under dynamic loss scaling a step with non-finite gradients is skipped and the scale
@@ -60,7 +61,7 @@ class Trainer:
         if cfg["sync_bn"] and check_sync_bn(self.device, self.world, self.log):
             convert_sync_batchnorm(self.net)
         if self.amp != "O0":
-            self.net = ms.amp.auto_mixed_precision(self.net, self.amp)
+            self.net = mixed_precision(self.net, self.amp)
         self.train_split = ImageFolderSplit(cfg, "train", self.rank, self.world)
         self.val_split = ImageFolderSplit(cfg, "val", self.rank, self.world)
         self.steps_per_epoch = self.train_split.steps_per_epoch

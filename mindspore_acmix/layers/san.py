@@ -17,6 +17,7 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
 from ..ops.local_attention import window_padding
+from ..ops.precision import Float32Softmax
 from ..ops.san import SAN_OPS, resolve_san_ops
 from .acmix import _odd_kernel, _positive_int, position_grid, shift_kernels
 from .checks import check_windowed_input
@@ -79,7 +80,8 @@ class SAM(nn.Cell):
                 nn.BatchNorm2d(rel_planes), nn.ReLU(),
                 SameConv2d(rel_planes, cw, 1, has_bias=True, impl=conv_impl)])
             self.conv_p = SameConv2d(2, 2, 1, has_bias=True, impl=conv_impl)
-            self.softmax = ops.Softmax(axis=2)  # over the window
+            # over the window; float32 under AMP O2 (ops/precision.py)
+            self.softmax = Float32Softmax(axis=2)
         else:
             self.conv_w = nn.SequentialCell([
                 nn.BatchNorm2d(rel_planes * (kk + 1)), nn.ReLU(),
