@@ -29,7 +29,8 @@ def main(argv):
     parser.add_argument("--resume", help="'auto' (newest valid checkpoint in the output dir) "
                         "or a checkpoint path; the run finishes its planned epochs")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--amp-level", choices=("auto", "O0", "O1", "O2", "O3"))
+    parser.add_argument("--amp-level", metavar="auto|O0|O2",
+                        help="mixed precision (see mindspore_acmix/engine/amp.py)")
     parser.add_argument("--stop-after", type=int, metavar="N",
                         help="stop after N epochs in this invocation (resume later)")
     args = parser.parse_args(argv)

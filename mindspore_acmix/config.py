@@ -59,6 +59,13 @@ def positive_pair(v):
     return None if 0 < v[0] <= v[1] else "must satisfy 0 < low <= high"
 
 
+def amp_level(v):
+    if v in ("O1", "O3"):
+        return ("is not supported: MindSpore's O1 inserts no casts into these models and O3 "
+                "runs norms and the attention softmax in float16; use O2 (or auto)")
+    return None if v in ("auto", "O0", "O2") else "must be one of auto, O0, O2"
+
+
 def three_numbers(v):
     if len(v) != 3 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
         return "must be a list of three numbers"
@@ -161,8 +168,9 @@ SCHEMA = {
     "ema_decay": Field(float, 0.9998, "EMA decay per update",
                        lambda v: None if 0 < v < 1 else "must be in (0, 1)"),
     "sync_bn": Field(bool, False, "SyncBatchNorm over all ranks under msrun (Ascend/GPU)"),
-    "amp_level": Field(str, "auto", "O0 (fp32) | O1 | O2 | O3 | auto (O2 on Ascend/GPU, "
-                       "O0 on CPU)", choices=("auto", "O0", "O1", "O2", "O3")),
+    "amp_level": Field(str, "auto", "O0 (fp32) | O2 (fp16, norms and softmax in fp32) | auto "
+                       "(O2 on Ascend/GPU, O0 on CPU); see mindspore_acmix/engine/amp.py",
+                       amp_level),
     # run
     "device": Field(str, "auto", "Ascend | GPU | CPU | auto (what is available)",
                     choices=("auto", "Ascend", "GPU", "CPU")),

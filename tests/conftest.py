@@ -1,4 +1,3 @@
-import json
 import os
 import shlex
 import subprocess
@@ -9,12 +8,12 @@ os.environ.setdefault("GLOG_v", "3")  # MindSpore's INFO/WARNING log lines drown
 import mindspore as ms  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from mindspore import Tensor  # noqa: E402
 
 from mindspore_acmix.convert import load_torch_state_dict  # noqa: E402
 from mindspore_acmix import implementations  # noqa: E402
+from mindspore_acmix.tools.golden import (deviation, golden_deviations,  # noqa: E402,F401
+                                          load_golden, official_state, output_and_grads)
 
-GOLDEN_DIR = os.path.join(os.path.dirname(__file__), "data", "golden")
 
 ms.set_device("CPU")
 ms.set_context(mode=ms.GRAPH_MODE)
@@ -49,60 +48,17 @@ def san_impl(request):
     return _available("san", request.param)
 
 
-def load_golden(name):
-    data = np.load(os.path.join(GOLDEN_DIR, name + ".npz"))
-    ctor = json.loads(str(data["ctor"]))
-    return ctor, {k: data[k] for k in data.files if k != "ctor"}
-
-
-def official_state(golden):
-    """{official name: array} of a golden case's parameters and buffers."""
-    return {k.split("/", 1)[1]: v for k, v in golden.items()
-            if k.startswith(("param/", "buffer/"))}
-
-
 def assert_close(ours, ref, rel, what, floor=1.0, scale=None):
     """max|ours - ref| <= rel * max(floor, max|scale|), scale defaulting to ref: with floor 1,
     the golden README's bound."""
-    ours, ref = np.asarray(ours), np.asarray(ref)
-    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != {ref.shape}"
-    bound = rel * max(floor, float(np.abs(ref if scale is None else scale).max()))
-    err = float(np.abs(ours - ref).max())
-    assert err <= bound, f"{what}: max abs diff {err:.3g} > {bound:.3g}"
-
-
-def output_and_grads(net, x, probe):
-    """Output, d(sum(out * probe))/dx and {parameter name: gradient} in the current mode."""
-    x, probe = Tensor(x), Tensor(probe)
-    params = net.trainable_params()
-
-    def loss_fn(inp):
-        out = net(inp)
-        return (out * probe).sum(), out
-
-    # the output comes with the gradients: one graph to compile, not two
-    (_, out), (gx, gparams) = ms.value_and_grad(loss_fn, 0, params, has_aux=True)(x)
-    return out.asnumpy(), gx.asnumpy(), {p.name: g.asnumpy() for p, g in zip(params, gparams)}
+    name, err, bound = deviation(ours, ref, rel, what, floor, scale)
+    assert err <= bound, f"{name}: max abs diff {err:.3g} > {bound:.3g}"
 
 
 def check_against(net, golden, state, rel, what, floor=1.0):
     """Load `state` (official names) into `net` and compare output and every gradient."""
-    loaded = load_torch_state_dict(net, state)
-    out, gx, gparams = output_and_grads(net, golden["input"], golden["probe"])
-    assert_close(out, golden["output"], rel, f"{what} output", floor)
-    assert_close(gx, golden["grad/input"], rel, f"{what} grad/input", floor)
-    compared = 0
-    for official, param in loaded.items():
-        if param.requires_grad:
-            ref = golden["grad/param/" + official]
-            # conv_p.bias's gradient is zero in exact arithmetic (it cancels in the softmax):
-            # what remains is rounding of sums as large as conv_p.weight's gradient.
-            scale = (golden["grad/param/" + official[:-len("bias")] + "weight"]
-                     if official.endswith("conv_p.bias") else None)
-            assert_close(gparams[param.name], ref, rel, f"{what} grad of {official}", floor,
-                         scale)
-            compared += 1
-    assert compared == len(gparams), "every trainable parameter has a reference gradient"
+    for name, err, bound in golden_deviations(net, golden, state, rel, what, floor):
+        assert err <= bound, f"{name}: max abs diff {err:.3g} > {bound:.3g}"
 
 
 def make_image_folder(root, classes=3, train_per_class=24, val_per_class=8, size=16, seed=0):

@@ -17,6 +17,7 @@ from ..layers.placement import describe_implementations
 from ..runtime import jit_level
 from ..tools.rates import write_figure_of_network
 from .accumulate import GradAccumulator, updates_per_epoch
+from .amp import mixed_precision, resolve_amp
 from .distributed import all_gather, all_reduce_sum, init_distributed, step_key
 from .ema import EMA
 from .errors import Interrupted, TrainingError
@@ -24,7 +25,7 @@ from .optim import build_optimizer
 from .report import MetricsLog, Progress
 from .rundir import OutputDirLock, refuse_to_overwrite
 from .state import RunState
-from .step import TrainStep, resolve_amp
+from .step import TrainStep
 from .sync_bn import check_sync_bn, convert_sync_batchnorm
 from .tasks import make_task
 
@@ -61,7 +62,7 @@ class Trainer:
         if cfg["sync_bn"] and check_sync_bn(self.device, self.world, self.log):
             convert_sync_batchnorm(self.net)
         if self.amp != "O0":
-            self.net = ms.amp.auto_mixed_precision(self.net, self.amp)
+            self.net = mixed_precision(self.net, self.amp)
         self.train_split, self.val_split = self.task.splits()
         self.steps_per_epoch = self.train_split.steps_per_epoch
         for line in self.train_split.warnings() + self.val_split.warnings():

@@ -18,6 +18,7 @@ from mindspore import Parameter, Tensor, nn, ops
 
 from ..ops.local_attention import window_padding
 from .. import implementations
+from ..ops.precision import Float32Softmax
 from .acmix import _odd_kernel, _positive_int, position_grid, shift_kernels
 from .checks import check_windowed_input
 from .conv import SameConv2d
@@ -81,7 +82,8 @@ class SAM(DevicePlaced, nn.Cell):
                 nn.BatchNorm2d(rel_planes), nn.ReLU(),
                 SameConv2d(rel_planes, cw, 1, has_bias=True, impl=conv_impl)])
             self.conv_p = SameConv2d(2, 2, 1, has_bias=True, impl=conv_impl)
-            self.softmax = ops.Softmax(axis=2)  # over the window
+            # over the window; float32 under AMP O2 (ops/precision.py)
+            self.softmax = Float32Softmax(axis=2)
         else:
             self.conv_w = nn.SequentialCell([
                 nn.BatchNorm2d(rel_planes * (kk + 1)), nn.ReLU(),

@@ -4,7 +4,8 @@ MindSpore's random operators keep their state inside the kernel: it cannot be sa
 the same on every data-parallel rank, and a resumed run replays its masks from the start.
 The generator-based operators (RandExt, DropoutExt) that do take a (seed, offset) have no
 CPU kernel in 2.10. So the layers here hash (key, call, element index) with 32-bit integer
-arithmetic into uniforms: the training step writes a key derived from (seed, rank, step) into
+arithmetic into 24-bit integers, compared with an integer threshold (never as floats: under
+AMP a float conversion may run in float16, where 2**24 overflows): the training step writes a key derived from (seed, rank, step) into
 RNG_KEY before the forward pass (engine/distributed.py, step_key), and every stochastic layer
 call takes the current key and advances it by one. The masks then differ between ranks and
 are reproduced exactly after a resume, with no state beyond the step number.
@@ -19,8 +20,11 @@ from mindspore import Parameter, Tensor, nn, ops
 RNG_KEY = Parameter(Tensor(np.int32(0x2545F491)), name="stochastic_layers_rng_key",
                     requires_grad=False)
 _ONE = Tensor(np.int32(1))
-# lowbias32 (C. Wellons): a 32-bit avalanche hash; the second multiplier as int32
+# lowbias32 (C. Wellons): a 32-bit avalanche hash; the second multiplier as int32. The
+# products rely on int32 multiplication wrapping modulo 2**32 (two's complement), which
+# tests/test_stochastic.py checks bit for bit against a uint32 reference.
 _MUL1, _MUL2 = 0x7FEB352D, 0x846CA68B - (1 << 32)
+BITS = 24  # the draws are integers in [0, 2**BITS)
 
 
 def _shr(x, bits):
@@ -34,8 +38,9 @@ def _mix(x):
     return ops.bitwise_xor(x, _shr(x, 16))
 
 
-def keyed_uniform(shape):
-    """Uniforms in [0, 1) (24 bits) of `shape` drawn from RNG_KEY, which is advanced by one."""
+def keyed_bits(shape):
+    """int32 draws, uniform in [0, 2**BITS), of `shape` from RNG_KEY, which is advanced by
+    one."""
     key = RNG_KEY + 0
     key = ops.depend(key, ops.assign_add(RNG_KEY, _ONE))
     count = 1
@@ -43,7 +48,12 @@ def keyed_uniform(shape):
         count *= size
     index = ops.arange(count, dtype=ms.int32)
     bits = _mix(ops.bitwise_xor(_mix(index), _mix(key)))
-    return (_shr(bits, 8).astype(ms.float32) * (1.0 / (1 << 24))).reshape(shape)
+    return _shr(bits, 32 - BITS).reshape(shape)
+
+
+def keep_threshold(keep_prob):
+    """The integer below which a draw of keyed_bits is kept with probability keep_prob."""
+    return int(round(keep_prob * (1 << BITS)))
 
 
 def _probability(name, value):
@@ -60,6 +70,7 @@ class _KeyedDrop(nn.Cell):
         _probability(name, p)
         self.p = float(p)
         self.keep_prob = 1.0 - self.p
+        self.threshold = keep_threshold(self.keep_prob)
 
     def mask_shape(self, x):
         return x.shape
@@ -67,7 +78,7 @@ class _KeyedDrop(nn.Cell):
     def construct(self, x):
         if not self.training or self.p == 0.0:
             return x
-        mask = (keyed_uniform(self.mask_shape(x)) < self.keep_prob).astype(x.dtype)
+        mask = (keyed_bits(self.mask_shape(x)) < self.threshold).astype(x.dtype)
         return x / self.keep_prob * mask
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
+from ..ops.precision import Float32Softmax
 from .acmix import _positive_int, shift_kernels
 from .conv import SameConv2d
 from .stochastic import Dropout
@@ -87,6 +88,7 @@ class WindowAttention(nn.Cell):
         self.relative_position_index = Tensor(index, ms.int32)
         self._index_flat = Tensor(index.reshape(-1), ms.int32)
         self.qkv = nn.Dense(dim, 3 * dim, has_bias=qkv_bias)
+        self.softmax = Float32Softmax(-1)  # float32 under AMP O2 (ops/precision.py)
         self.attn_drop = Dropout(p=attn_drop)
         self.proj = nn.Dense(dim, dim)
         self.proj_drop = Dropout(p=proj_drop)
@@ -116,7 +118,7 @@ class WindowAttention(nn.Cell):
             nw = mask.shape[0]
             attn = attn.view(bw // nw, nw, heads, n, n) + mask.expand_dims(1).expand_dims(0)
             attn = attn.view(bw, heads, n, n)
-        attn = self.attn_drop(ops.softmax(attn, -1))
+        attn = self.attn_drop(self.softmax(attn))
         out = ops.matmul(attn, v).transpose(0, 2, 1, 3).reshape(bw, n, self.dim)
         return window_reverse(self.proj(out), wh, ww, h, w)
 

@@ -44,6 +44,7 @@ from ..layers.stochastic import Dropout
 from ..layers.transformer import (DropPath, Mlp, PatchEmbed, _probability,
                                   init_transformer_weights, layer_norm, linspace, trunc_normal_)
 from ..layers.window_attention import TokenConvPath, _pair
+from ..ops.precision import Float32Softmax
 from ..registry import register_model
 from .base import ACMIX_TABLE, Backbone, feature, model_cfg, paper
 
@@ -80,6 +81,7 @@ class PVTAttention(nn.Cell):
         self.scale = float(qk_scale) if qk_scale else self.head_dim ** -0.5
         self.q = nn.Dense(dim, dim, has_bias=qkv_bias)
         self.kv = nn.Dense(dim, 2 * dim, has_bias=qkv_bias)
+        self.softmax = Float32Softmax(-1)  # float32 under AMP O2 (ops/precision.py)
         self.attn_drop = Dropout(p=attn_drop)
         self.proj = nn.Dense(dim, dim)
         self.proj_drop = Dropout(p=proj_drop)
@@ -103,7 +105,7 @@ class PVTAttention(nn.Cell):
         kv = kv.reshape(b, -1, 2, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
         # q scaled before the product, as Swin does: q k^T itself can overflow float16
         attn = ops.matmul(q * self.scale, kv[0].swapaxes(-2, -1))
-        attn = self.attn_drop(ops.softmax(attn, -1))
+        attn = self.attn_drop(self.softmax(attn))
         return self.proj(ops.matmul(attn, kv[1]).transpose(0, 2, 1, 3).reshape(b, n, c))
 
     def construct(self, x, h=None, w=None):

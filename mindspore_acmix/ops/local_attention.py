@@ -37,6 +37,7 @@ import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 from . import halo
+from .precision import Float32Cell
 
 
 def subsample(x, stride):
@@ -66,19 +67,7 @@ class LocalAttention(SlidingWindow):
     """Base of the implementations, called as attention(q, k, v, pe)."""
 
 
-class _Float32(nn.Cell):
-    """A cell that runs in float32 whatever precision the network runs in.
-
-    Under AMP O2 (MindSpore's auto_mixed_precision calls to_float(float16) on every cell and
-    then casts the inputs of every operator inside) an explicit cast in construct does not
-    survive, so these cells pin their own precision: to_float always means float32 here, and
-    the cast of their inputs is the one MindSpore inserts."""
-
-    def to_float(self, dst_type):
-        return super().to_float(ms.float32)
-
-
-class Float32Scores(_Float32):
+class Float32Scores(Float32Cell):
     """softmax(queries @ keys.T + mask) in float32: q . k over head_dim can overflow float16,
     and adding the mask to half-precision logits would round them.
 
@@ -98,7 +87,7 @@ class Float32Scores(_Float32):
         return self.softmax(self.bias_add(logits.reshape(shape[0], -1), mask).reshape(shape))
 
 
-class Float32ScoreGrads(_Float32):
+class Float32ScoreGrads(Float32Cell):
     """The gradients of the queries and keys of Float32Scores, in float32. prob: its output;
     douts, values: the value gradients and values augmented so that douts @ values.T is
     dP - (dP . prob) per query (see _HaloCore.bprop): the softmax backward is then a single
