@@ -93,8 +93,8 @@ class SAM(nn.Cell):
         self.san_ops = SAN_OPS[self.san_impl](self.kernel_size, self.stride, self.dilation)
 
     def _check_input(self, x):
-        check_windowed_input(type(self).__name__, x, self.in_planes, self.padding,
-                             f"kernel_size={self.kernel_size}, dilation={self.dilation}")
+        return check_windowed_input(type(self).__name__, x, self.in_planes, self.padding,
+                                    f"kernel_size={self.kernel_size}, dilation={self.dilation}")
 
     def attention(self, q, k, v):
         """SAN's attention of projections q, k (rel_planes) and v (out_planes)."""
@@ -115,7 +115,7 @@ class SAM(nn.Cell):
         return ops_.aggregation(v, weights)
 
     def construct(self, x):
-        self._check_input(x)
+        x = self._check_input(x)
         return self.attention(self.conv1(x), self.conv2(x), self.conv3(x))
 
 
@@ -152,7 +152,7 @@ class SAMACmix(SAM):
                                    impl=conv_impl)
 
     def construct(self, x):
-        self._check_input(x)
+        x = self._check_input(x)
         q, k, v = self.conv1(x), self.conv2(x), self.conv3(x)
         n, h, w = x.shape[0], x.shape[2], x.shape[3]
         hd = self.weight_planes
