@@ -1,0 +1,25 @@
+"""One cache root (issue 26): the digits data and the compiled kernels live under
+$XDG_CACHE_HOME/mindspore-acmix (else ~/.cache/mindspore-acmix)."""
+import os
+
+from mindspore_acmix.cache import cache_root
+from mindspore_acmix.data import digits
+from mindspore_acmix.ops import aot_build
+
+
+def test_data_and_kernels_share_one_root_that_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.delenv("ACMIX_KERNEL_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    root = str(tmp_path / "xdg" / "mindspore-acmix")
+    assert cache_root() == root
+    assert digits.default_root() == os.path.join(root, f"digits-{digits.VERSION}")
+    assert aot_build.cache_dir() == os.path.join(root, "kernels")
+
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_root("kernels") == str(tmp_path / "home" / ".cache" / "mindspore-acmix" / "kernels")
+    assert aot_build.cache_dir() == cache_root("kernels")
+    assert not (tmp_path / "home").exists(), "asking for the path creates nothing"
+
+    monkeypatch.setenv("ACMIX_KERNEL_CACHE", str(tmp_path / "elsewhere"))
+    assert aot_build.cache_dir() == str(tmp_path / "elsewhere")
