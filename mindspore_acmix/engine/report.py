@@ -69,11 +69,13 @@ def format_seconds(seconds):
 
 
 class MetricsLog:
-    """Per-epoch records in metrics.jsonl (one JSON object a line) and curves.png."""
+    """Per-epoch records in metrics.jsonl (one JSON object a line) and curves.png, titled
+    `title` (what ran on what, e.g. "acmix_resnet_tiny on digits")."""
 
-    def __init__(self, out):
+    def __init__(self, out, title=""):
         self.path = os.path.join(out, "metrics.jsonl")
         self.plot_path = os.path.join(out, "curves.png")
+        self.title = title
 
     def records(self):
         if not os.path.exists(self.path):
@@ -93,27 +95,86 @@ class MetricsLog:
         # a resumed run rewrites the epochs it repeats, so the file holds each epoch once
         kept = [r for r in self.records() if r["epoch"] < record["epoch"]] + [record]
         atomic.write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
-        self.plot(kept)
+        save_figure(curves_figure(kept, self.title), self.plot_path)
 
-    def plot(self, records):
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        epochs = [r["epoch"] for r in records]
-        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-        ax_loss.plot(epochs, [r["train_loss"] for r in records], "o-", label="train")
-        ax_loss.plot(epochs, [r["val_loss"] for r in records], "s-", label="val")
-        ax_loss.set_xlabel("epoch")
-        ax_loss.set_ylabel("loss")
-        ax_loss.legend()
-        ax_acc.plot(epochs, [r["val_top1"] for r in records], "o-", label="val top-1")
-        ax_acc.plot(epochs, [r["val_top5"] for r in records], "s-", label="val top-5")
-        ax_acc.set_xlabel("epoch")
-        ax_acc.set_ylabel("accuracy")
-        ax_acc.set_ylim(0, 1)
-        ax_acc.legend()
-        fig.tight_layout()
-        with atomic.writing(self.plot_path) as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
+# Validation keys that are bookkeeping, not metrics (a key naming one of these words)
+NOT_METRICS = ("loss", "time", "samples", "skipped")
+
+
+def curve_keys(records):
+    """(loss keys, metric keys) found in the records, in first-seen order: every key ending
+    in a loss (train_loss, val_loss, val_loss_ema) and every other val_* key that is not
+    bookkeeping (val_top1, val_top5_ema, a segmentation run's val_mIoU). Metrics are
+    fractions in [0, 1]."""
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    losses = [k for k in keys if "loss" in k]
+    metrics = [k for k in keys if k.startswith("val_") and not any(w in k for w in NOT_METRICS)]
+    return losses, metrics
+
+
+def curve_label(key):
+    """"val_top1_ema" -> "val top-1 (EMA)"."""
+    ema = key.endswith("_ema")
+    words = key[:-len("_ema")] if ema else key
+    words = words.replace("top1", "top-1").replace("top5", "top-5").replace("_", " ")
+    return words + (" (EMA)" if ema else "")
+
+
+def curves_figure(records, title="", x="epoch"):
+    """Losses (left) and validation metrics in percent (right) against `x` (a record key
+    holding whole numbers: epoch, or a run's iteration), with integer ticks; the legend
+    gives each metric's best value."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    losses, metrics = curve_keys(records)
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4.2))
+    markers = "os^vD<>"
+    xs = sorted({r[x] for r in records})
+    # half a step of room each side: the first and last points sit inside the frame
+    pad = 0.5 * min((b - a for a, b in zip(xs, xs[1:])), default=1)
+
+    def draw(ax, keys, scale):
+        tops = [0.0]
+        for i, key in enumerate(keys):
+            points = [(r[x], r[key] * scale) for r in records if r.get(key) is not None]
+            if not points:
+                continue
+            tops.append(max(v for _, v in points))
+            best = "" if "loss" in key else f" (best {tops[-1]:.1f}%)"
+            style = markers[i % len(markers)] + "-" if len(points) <= 30 else "-"  # else a smear
+            ax.plot(*zip(*points), style, label=curve_label(key) + best)
+        ax.set_xlabel(x)
+        if len(xs) <= 15:  # a tick at every point (MaxNLocator puts 0.5s on a short run)
+            ax.set_xticks(xs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if xs:
+            ax.set_xlim(xs[0] - pad, xs[-1] + pad)
+        ax.grid(alpha=0.3)
+        if keys:
+            ax.legend(fontsize=8)
+        return max(tops)
+
+    ax_loss.set_ylim(0, 1.08 * draw(ax_loss, losses, 1.0) or 1.0)  # the largest loss inside
+    ax_loss.set_ylabel("loss")
+    draw(ax_metric, metrics, 100.0)
+    ax_metric.set_ylabel("validation (%)")
+    ax_metric.set_ylim(0, 104)  # 100% stays inside the frame, markers included
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path):
+    """Write `fig` as a PNG atomically and free it."""
+    import matplotlib.pyplot as plt
+
+    with atomic.writing(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")  # nothing cut off
+    plt.close(fig)
+    return path

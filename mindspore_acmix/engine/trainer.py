@@ -161,6 +161,15 @@ def batch_metrics(logits, labels):
                      -log_probs[np.arange(len(labels)), labels].sum(), len(labels)], np.float64)
 
 
+def run_title(cfg):
+    """What ran on what, for the figures: "acmix_resnet_tiny on digits", or on the data
+    folder's name ("swin_acmix_tiny on imagenet")."""
+    data = cfg["dataset"]
+    if data == "imagefolder":
+        data = os.path.basename(os.path.normpath(os.path.abspath(cfg["data_dir"])))
+    return f"{cfg['model']} on {data}"
+
+
 class Trainer:
     """Builds everything from a resolved config and runs the epochs."""
 
@@ -405,7 +414,7 @@ class Trainer:
             self.log(f"all {cfg['epochs']} epochs are already done in {self.out}")
             return self.best_top1
         self.saved_epoch = self.start_epoch
-        metrics_log = MetricsLog(self.out) if self.rank == 0 else None
+        metrics_log = MetricsLog(self.out, run_title(cfg)) if self.rank == 0 else None
         progress = Progress(cfg, self.steps_per_epoch, self.world, self.log,
                             self.val_split.num_samples)
         self.log(f"training {cfg['model']} on {self.device} ({self.world} device(s), amp "
@@ -442,7 +451,8 @@ class Trainer:
             try:
                 if metrics_log is not None:
                     metrics_log.append(record)
-                    write_figure_of_network(self.net, self.out)  # rates.png of ACmix models
+                    write_figure_of_network(  # rates.png of ACmix models
+                        self.net, self.out, f"{run_title(cfg)}, epoch {epoch + 1}")
                 self._save(epoch + 1, metrics)
                 self.saved_epoch = epoch + 1
             except OSError as exc:  # disk full, quota, permissions: say so, keep what is there
