@@ -15,7 +15,8 @@ before_mindspore(sys.argv)  # log level and signal handling, before MindSpore is
 from mindspore_acmix import cli  # noqa: E402
 from mindspore_acmix.checkpoint import load_network_checkpoint  # noqa: E402
 from mindspore_acmix.data.pipeline import ImageFolderSplit  # noqa: E402
-from mindspore_acmix.engine.trainer import Evaluator, build_network  # noqa: E402
+from mindspore_acmix.engine.build import build_network  # noqa: E402
+from mindspore_acmix.engine.evaluate import Evaluator  # noqa: E402
 from mindspore_acmix.layers import describe_implementations  # noqa: E402
 from mindspore_acmix.runtime import setup_runtime, working_directory  # noqa: E402
 

@@ -19,7 +19,7 @@ from mindspore_acmix import cli  # noqa: E402
 from mindspore_acmix.checkpoint import load_network_checkpoint  # noqa: E402
 from mindspore_acmix.deploy import (ExportError, check_format, export_network,  # noqa: E402
                                     prepare_for_export)
-from mindspore_acmix.engine.trainer import build_network  # noqa: E402
+from mindspore_acmix.engine.build import build_network  # noqa: E402
 from mindspore_acmix.layers import describe_implementations  # noqa: E402
 from mindspore_acmix.runtime import setup_runtime, working_directory  # noqa: E402
 

@@ -13,7 +13,7 @@ import sys
 
 from mindspore_acmix import cli
 from mindspore_acmix.deploy import read_labels, read_results
-from mindspore_acmix.engine.trainer import batch_metrics
+from mindspore_acmix.engine.evaluate import batch_metrics
 
 
 class PostprocessError(ValueError):

@@ -11,7 +11,8 @@ from mindspore_acmix.startup import before_mindspore
 before_mindspore(sys.argv)  # log level and signal handling, before MindSpore is imported
 
 from mindspore_acmix import cli  # noqa: E402
-from mindspore_acmix.engine.trainer import Trainer, TrainingError  # noqa: E402
+from mindspore_acmix.engine.errors import TrainingError  # noqa: E402
+from mindspore_acmix.engine.trainer import Trainer  # noqa: E402
 from mindspore_acmix.runtime import setup_runtime, working_directory  # noqa: E402
 
 FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "output_dir": "output_dir",

@@ -23,7 +23,7 @@ from mindspore_acmix.config import resolve
 from mindspore_acmix.convert import main as convert_main
 from mindspore_acmix.deploy import (ExportError, MindIRRunner, check_format, export_network,
                                     prepare_for_export)
-from mindspore_acmix.engine.trainer import build_network
+from mindspore_acmix.engine.build import build_network
 from mindspore_acmix.layers.acmix import ACmix
 from mindspore_acmix.layers.conv import SameConv2d
 

@@ -22,7 +22,7 @@ from mindspore_acmix.data.pipeline import ImageFolderSplit
 from mindspore_acmix.deploy import export_network, prepare_for_export
 from mindspore_acmix.engine.optim import lr_schedule, warmup_steps
 from mindspore_acmix.engine.report import Progress
-from mindspore_acmix.engine.trainer import build_network
+from mindspore_acmix.engine.build import build_network
 from mindspore_acmix.factory import create_model
 from mindspore_acmix.models.resnet import StemMaxPool
 from mindspore_acmix.runtime import DEVICES, _is_available

@@ -24,9 +24,13 @@ from mindspore_acmix import atomic, config as C
 from mindspore_acmix.checkpoint import CheckpointError, read_checkpoint, save_checkpoint_atomic
 from mindspore_acmix.data.image_check import image_problem
 from mindspore_acmix.data.pipeline import DataError, ImageFolderSplit
+from mindspore_acmix.engine import rundir
 from mindspore_acmix.engine import trainer as trainer_lib
 from mindspore_acmix.engine.report import MetricsLog
-from mindspore_acmix.engine.trainer import OutputDirLock, Trainer, TrainingError, TrainStep
+from mindspore_acmix.engine.errors import TrainingError
+from mindspore_acmix.engine.rundir import OutputDirLock
+from mindspore_acmix.engine.step import TrainStep
+from mindspore_acmix.engine.trainer import Trainer
 
 from conftest import (REPO_DIR, RUN_EPOCHS, error_line, make_image_folder, run_config,
                       run_script, write_config)
@@ -133,7 +137,7 @@ def test_resume_auto_skips_corrupt_checkpoints_by_name_and_never_restarts_over_t
     (out / "epoch_0002.ckpt").write_bytes(whole[:len(whole) // 2])
     (out / "last.ckpt").write_bytes(b"")
     said = []
-    assert trainer_lib.newest_valid_checkpoint(str(out), said.append) == str(
+    assert rundir.newest_valid_checkpoint(str(out), said.append) == str(
         out / "epoch_0001.ckpt")
     assert said == [f"warning: skipping checkpoint {out}/epoch_0002.ckpt is truncated or "
                     "corrupt: it cannot be parsed or fails its CRC check",
@@ -142,7 +146,7 @@ def test_resume_auto_skips_corrupt_checkpoints_by_name_and_never_restarts_over_t
     with pytest.raises(CheckpointError, match="none of the checkpoints in .* can be read "
                                               "\\(epoch_0002.ckpt, epoch_0001.ckpt, last.ckpt\\); "
                                               "move them away"):
-        trainer_lib.newest_valid_checkpoint(str(out), said.append)
+        rundir.newest_valid_checkpoint(str(out), said.append)
 
 
 def test_output_dir_is_locked_and_never_silently_reused(folder, tmp_path):

@@ -10,7 +10,7 @@ from mindspore_acmix import config as C
 from mindspore_acmix.data.digits import ensure_digits, stratified_split
 from mindspore_acmix.data.pipeline import DataError, ImageFolderSplit, epoch_indices
 from mindspore_acmix.engine.optim import lr_schedule, param_groups
-from mindspore_acmix.engine.trainer import batch_metrics
+from mindspore_acmix.engine.evaluate import batch_metrics
 from mindspore_acmix import create_model
 
 from conftest import run_script, write_config

@@ -11,7 +11,7 @@ from mindspore_acmix.engine.accumulate import GradAccumulator
 from mindspore_acmix.engine.distributed import step_key
 from mindspore_acmix.engine.ema import EMA
 from mindspore_acmix.engine.sync_bn import check_sync_bn
-from mindspore_acmix.engine.trainer import TrainStep
+from mindspore_acmix.engine.step import TrainStep
 
 
 class Tiny(nn.Cell):

@@ -6,6 +6,7 @@ directory for every file it cannot decode. Walking the headers and looking for t
 markers is cheap (no pixel is decoded) and turns those files into an ordinary per-sample
 error that the pipeline skips or reports by name.
 """
+import argparse
 import os
 import re
 import sys
@@ -194,12 +195,12 @@ def main(argv=None):
     """python -m mindspore_acmix.data.image_check FOLDER: list the images the pipeline would
     skip in FOLDER (a split such as imagenet/train, or a dataset root: every split in it);
     exit status 1 when there are any, 2 when FOLDER holds no ImageFolder split."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: python -m mindspore_acmix.data.image_check FOLDER  (a split such as "
-              "DATA/train, or a dataset root: every split in it)", file=sys.stderr)
-        return 2
-    folder = argv[0]
+    parser = argparse.ArgumentParser(
+        prog="python -m mindspore_acmix.data.image_check",
+        description="List the images the data pipeline would skip as unreadable.")
+    parser.add_argument("folder", help="a split such as DATA/train, or a dataset root: every "
+                        "split in it")
+    folder = parser.parse_args(argv).folder
     if not os.path.isdir(folder):
         print(f"error: folder {folder} does not exist", file=sys.stderr)
         return 2

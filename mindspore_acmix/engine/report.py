@@ -68,6 +68,15 @@ def format_seconds(seconds):
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def run_title(cfg):
+    """What ran on what, for the figures: "acmix_resnet_tiny on digits", or on the data
+    folder's name ("swin_acmix_tiny on imagenet")."""
+    data = cfg["dataset"]
+    if data == "imagefolder":
+        data = os.path.basename(os.path.normpath(os.path.abspath(cfg["data_dir"])))
+    return f"{cfg['model']} on {data}"
+
+
 class MetricsLog:
     """Per-epoch records in metrics.jsonl (one JSON object a line) and curves.png, titled
     `title` (what ran on what, e.g. "acmix_resnet_tiny on digits")."""
