@@ -17,7 +17,8 @@ def test_data_and_kernels_share_one_root_that_follows_xdg(monkeypatch, tmp_path)
 
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cache_root("kernels") == str(tmp_path / "home" / ".cache" / "mindspore-acmix" / "kernels")
+    home_root = tmp_path / "home" / ".cache" / "mindspore-acmix"
+    assert cache_root("kernels") == str(home_root / "kernels")
     assert aot_build.cache_dir() == cache_root("kernels")
     assert not (tmp_path / "home").exists(), "asking for the path creates nothing"
 

@@ -35,14 +35,17 @@ def test_public_api_is_listed_and_every_name_resolves():
         mindspore_acmix.acmix_resnet26  # noqa: B018  (a model is built by name, not an attribute)
 
 
-IMPORT = "import os, sys, mindspore_acmix; print('mindspore' in sys.modules, os.environ['GLOG_v'])"
+IMPORT = ("import os, sys, mindspore_acmix; print('mindspore' in sys.modules, os.environ['GLOG_v'])"
+          "; from mindspore_acmix.startup import quiet_mindspore; quiet_mindspore(['--verbose'])"
+          "; print(os.environ['GLOG_v'])")
 
 
-@pytest.mark.parametrize("user_level, level", [(None, "3"), ("1", "1")])
-def test_import_quiets_mindspore_unless_the_user_set_its_level(user_level, level):
+@pytest.mark.parametrize("user_level, level, verbose", [(None, "3", "2"), ("1", "1", "1")])
+def test_import_quiets_mindspore_unless_the_user_set_its_level(user_level, level, verbose):
+    """Then a script's --verbose shows MindSpore's warnings, or keeps a more verbose level."""
     proc = run_python(IMPORT, {"GLOG_v": user_level})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["False", level]
+    assert proc.stdout.split() == ["False", level, verbose]
 
 
 # One image through an ACmix model and the other ACmix layers, graph mode (the default), at

@@ -141,6 +141,7 @@ class ACmix(DevicePlaced, nn.Cell):
         x = self._check_input(x)
         check_placement("ACmix", self.placed_for, self.adaptive)
         q, k, v = self.conv1(x), self.conv2(x), self.conv3(x)
+        # by index: an unpacked, unused `_` is a node the compiler drops with a WARNING
         b, h, w = q.shape[0], q.shape[2], q.shape[3]
         n, d = self.head, self.head_dim
 
