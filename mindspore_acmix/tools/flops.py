@@ -105,16 +105,24 @@ def _window_attention_acmix(cell, inputs, output):
     return macs
 
 
+def _pvt_map(cell, inputs):
+    """(h, w) of a PVT attention's token map: the call's (dense mode: any size) or the
+    build resolution (classification calls it with x alone)."""
+    if len(inputs) >= 3 and inputs[1] is not None:
+        return inputs[1], inputs[2]
+    return cell.resolution
+
+
 def _pvt_attention(cell, inputs, output):
     b, n, c = output.shape
-    h, w = cell.resolution
+    h, w = _pvt_map(cell, inputs)
     keys = n if cell.sr_ratio == 1 else (h // cell.sr_ratio) * (w // cell.sr_ratio)
     return {"attention": 2 * b * n * keys * c}
 
 
 def _pvt_attention_acmix(cell, inputs, output):
     b, _, c = output.shape
-    h, w = cell.resolution
+    h, w = _pvt_map(cell, inputs)
     macs = _pvt_attention(cell, inputs, output)
     macs["acmix_conv"] = b * token_conv_path_macs(c, cell.num_heads, h * w)
     return macs
