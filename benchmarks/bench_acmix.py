@@ -17,7 +17,10 @@
     input and output widths (C -> C/4), at SAN-10's stage shapes (batch 8: 64@112x112 with
     kernel 3, then 256@56, 512@28, 1024@14, 2048@7 with kernel 7; rel_planes C/16,
     out_planes C/4, share_planes 8, as SAN's Bottleneck builds them).
---mode graph: per attention implementation (--impls, default halo,stream,aot,unfold), the
+--mode dense: peak memory and time of a training step of acmix_resnet50 (attn_impl "halo"
+    and "aot") against resnet50 at dense-prediction sizes (e.g. --batch 2 --image 512), each
+    in a fresh process (compilation included in the peak).
+--mode graph: per attention implementation (--impls, default halo,aot,unfold), the
     number of operators in the compiled graphs and the compile times of one ACmix layer
     (64@56x56 stride 1 and 128@56x56 stride 2, forward + backward, batch 1: the count does
     not depend on the batch) and of an acmix_resnet50 training step (batch 8, 112x112,
@@ -47,6 +50,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -76,17 +80,21 @@ def ms_setup():
     return ms
 
 
-def ms_layer(variant, channels):
+LAYER_STRIDE = [1]  # --stride, set in main(): the ACmix layer's and the 3x3 convolutions'
+
+
+def ms_layer(variant, channels, conv_impl="auto"):
     """(MindSpore Cell) for a variant: "conv" (the 3x3 convolution our models use, SameConv2d:
     per-tap matmuls on CPU), "conv:native" (MindSpore's Conv2D kernel) or "acmix:<attn_impl>"."""
     from mindspore_acmix.layers import ACmix
     from mindspore_acmix.layers.conv import SameConv2d
     if variant.startswith("san"):
-        return san_layer(variant, channels)
+        return san_layer(variant, channels, conv_impl)
     if variant.startswith("conv"):
-        return SameConv2d(channels, channels, 3, impl="native" if variant == "conv:native"
-                          else "auto")
-    return ACmix(channels, channels, attn_impl=variant.split(":", 1)[1])
+        return SameConv2d(channels, channels, 3, LAYER_STRIDE[0],
+                          impl="native" if variant == "conv:native" else "auto")
+    return ACmix(channels, channels, stride=LAYER_STRIDE[0], attn_impl=variant.split(":", 1)[1],
+                 conv_impl=conv_impl)
 
 
 def ms_step(net, x):
@@ -182,7 +190,8 @@ def time_in_subprocess(variants, channels, size, args):
     for all shapes would hold the unfold reference's gigabytes from every shape at once."""
     cmd = [sys.executable, os.path.abspath(__file__), "--timing-probe", ",".join(variants),
            "--batch", str(args.batch), "--threads", str(args.threads), "--probe-shape",
-           f"{channels},{size}", "--repeat", str(args.repeat), "--warmup", str(args.warmup)]
+           f"{channels},{size}", "--repeat", str(args.repeat), "--warmup", str(args.warmup),
+           "--stride", str(LAYER_STRIDE[0])]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                           env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
     for line in proc.stdout.splitlines():
@@ -200,7 +209,7 @@ def write_json(path, data):
 def measure_memory(variant, channels, batch, size, threads):
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-probe", variant,
            "--batch", str(batch), "--threads", str(threads), "--probe-shape",
-           f"{channels},{size}"]
+           f"{channels},{size}", "--stride", str(LAYER_STRIDE[0])]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                           env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
     for line in proc.stdout.splitlines():
@@ -249,6 +258,81 @@ def have_torch():
         return False
 
 
+# ---------------------------------------------------------------- MACs --------------
+
+MATMUL = re.compile(r"= (?:PrimFunc_)?(MatMul|BatchMatMul)\(%\w+, %\w+, Bool\((\d)\), Bool\((\d)\)")
+SHAPES = re.compile(r"<Tensor\[\w+\], \(([\d, ]*)\)>")
+
+
+def count_ir_macs(folder):
+    """Multiply-accumulates of every MatMul and BatchMatMul in the compiled kernel graphs
+    MindSpore saved in `folder` (MS_DEV_SAVE_GRAPHS=1), from their shapes: the output's
+    elements times the contracted length."""
+    import glob
+    macs = 0
+    for path in glob.glob(os.path.join(folder, "graph_build_*.ir")):
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+        for i, line in enumerate(lines):
+            match = MATMUL.search(line)
+            if not match:
+                continue
+            shapes = [tuple(int(v) for v in g.split(",") if v.strip())
+                      for g in SHAPES.findall(lines[i + 1])]
+            a, out = shapes[0], shapes[-1]
+            macs += int(np.prod(out)) * (a[-2] if match.group(2) == "1" else a[-1])
+    return macs
+
+
+def macs_probe(variant, channels, batch, size):
+    """Run in a fresh process with MS_DEV_SAVE_GRAPHS set: compile and run the forward of the
+    layer (its convolutions native, so that every MatMul is the attention's)."""
+    ms = ms_setup()
+    from mindspore import Tensor
+    net = ms_layer(variant, channels, conv_impl="native")
+    x = Tensor(np.random.default_rng(0).standard_normal((batch, channels, size, size))
+               .astype(np.float32))
+    ms.jit(net)(x).asnumpy()
+
+
+def window_macs(variant, channels, batch, size):
+    """The sliding window's own multiply-accumulates: 2 * k^2 * channels * out_h * out_w per
+    image (logits and aggregation; SAN's SAM: over its out_planes = channels / 4)."""
+    if variant.startswith("san"):
+        kernel, width, stride = int(variant[len("san"):].split(":")[0]), channels // 4, 1
+    else:
+        kernel, width, stride = 7, channels, LAYER_STRIDE[0]
+    out = -(-size // stride)
+    return 2 * kernel * kernel * width * out * out * batch
+
+
+def measure_macs_ratio(variant, channels, size, args):
+    """count_ir_macs of the variant's forward over window_macs, in a fresh process."""
+    with tempfile.TemporaryDirectory() as folder:
+        cmd = [sys.executable, os.path.abspath(__file__), "--macs-probe", variant,
+               "--batch", str(args.batch), "--probe-shape", f"{channels},{size}",
+               "--stride", str(LAYER_STRIDE[0])]
+        env = dict(os.environ, MS_DEV_SAVE_GRAPHS="1", MS_DEV_SAVE_GRAPHS_PATH=folder)
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder, env=env)
+        if proc.returncode != 0:
+            print(f"   MACs probe {variant} failed (rc {proc.returncode}):\n"
+                  f"{proc.stderr[-2000:]}", flush=True)
+            return None
+        return count_ir_macs(folder) / window_macs(variant, channels, args.batch, size)
+
+
+def add_halo_report(row, halo, aot, macs_ratio):
+    """The halo path against the C++ kernel of the same run: halo_over_aot_time/_mem, and
+    halo_over_window_macs (see count_ir_macs, window_macs)."""
+    t, m = row["time_s"], row.get("mem_mb") or {}
+    if halo in t and aot in t:
+        row["halo_over_aot_time"] = t[halo] / t[aot]
+    if m.get(halo) is not None and m.get(aot) is not None:
+        row["halo_over_aot_mem"] = m[halo] / max(m[aot], 1.0)
+    if macs_ratio is not None:
+        row["halo_over_window_macs"] = macs_ratio
+
+
 def measure_variants(variants, channels, size, args):
     """{"mem_mb": {variant: MB} (unless --no-memory), "time_s": median, "times_s": all}."""
     row = {}
@@ -267,12 +351,13 @@ def measure_variants(variants, channels, size, args):
 
 
 def layer_mode(args):
-    from mindspore_acmix.ops.local_attention import LOCAL_ATTENTION, resolve_local_attention
-    default = resolve_local_attention("auto")
-    impls = args.impls.split(",") if args.impls else sorted(LOCAL_ATTENTION)
+    from mindspore_acmix import implementations
+    default = implementations.resolve("attention")
+    impls = args.impls.split(",") if args.impls else implementations.names("attention")
     # the default path is always timed (the ratios are about it); "aot" only where it builds
     impls = [default] + [i for i in impls if i != default and (i != "aot" or default == "aot")]
-    variants = ["conv", "conv:native"] + [f"acmix:{i}" for i in impls]
+    variants = ["conv"] + ([] if args.no_native_conv else ["conv:native"]) + \
+        [f"acmix:{i}" for i in impls]
     if have_torch() and not args.no_torch:
         variants += ["torch:conv", "torch:acmix"]
     shapes = [tuple(int(v) for v in s.split("@")) for s in args.shapes.split(",")] \
@@ -286,7 +371,8 @@ def layer_mode(args):
         t, m = row["time_s"], row.get("mem_mb")
         row["acmix_impl"] = default
         row["acmix_over_conv_time"] = t[acmix] / t["conv"]
-        row["acmix_over_native_conv_time"] = t[acmix] / t["conv:native"]
+        if "conv:native" in t:
+            row["acmix_over_native_conv_time"] = t[acmix] / t["conv:native"]
         if "acmix:unfold" in t:
             row["unfold_over_acmix_time"] = t["acmix:unfold"] / t[acmix]
         if "torch:acmix" in t:
@@ -306,6 +392,10 @@ def layer_mode(args):
                 row["acmix_over_conv_mem"] = m[acmix] / max(m["conv"], 1.0)
             if m.get("acmix:unfold") is not None:
                 row["acmix_over_unfold_mem"] = m[acmix] / m["acmix:unfold"]
+        if "acmix:halo" in variants:
+            add_halo_report(row, "acmix:halo", "acmix:aot",
+                            measure_macs_ratio("acmix:halo", channels, size, args))
+        row["stride"] = LAYER_STRIDE[0]
         results[key] = row
         print_layer_row(key, row, variants)
         if args.json:  # after every shape, so a late failure keeps what was measured
@@ -323,7 +413,8 @@ def print_layer_row(key, row, variants):
         if m is not None and mc is not None:
             line += f"{m:>10.1f}{m / max(mc, 1.0):>9.2f}"
         print(line)
-    summary = {k: round(v, 3) for k, v in row.items() if k.endswith(("_time", "_mem"))}
+    summary = {k: round(v, 3) for k, v in row.items()
+               if k.endswith(("_time", "_mem", "_macs"))}
     print(f"{key}: {summary}", flush=True)
 
 
@@ -332,7 +423,7 @@ def print_layer_row(key, row, variants):
 SAN10_STAGES = ((64, 112, 3), (256, 56, 7), (512, 28, 7), (1024, 14, 7), (2048, 7, 7))
 
 
-def san_layer(variant, channels):
+def san_layer(variant, channels, conv_impl="auto"):
     """"san:conv" (a 3x3 SameConv2d, C -> C/4) or "san<k>:<san_impl>" (the patchwise SAM of
     a SAN block of width C with kernel k)."""
     from mindspore_acmix.layers import SAM
@@ -340,13 +431,14 @@ def san_layer(variant, channels):
     if variant == "san:conv":
         return SameConv2d(channels, channels // 4, 3)
     kernel, impl = variant[len("san"):].split(":")
-    return SAM(1, channels, channels // 16, channels // 4, 8, int(kernel), san_impl=impl)
+    return SAM(1, channels, channels // 16, channels // 4, 8, int(kernel), san_impl=impl,
+               conv_impl=conv_impl)
 
 
 def san_mode(args):
-    from mindspore_acmix.ops.san import SAN_OPS, resolve_san_ops
-    default = resolve_san_ops("auto")
-    impls = args.impls.split(",") if args.impls else sorted(SAN_OPS)
+    from mindspore_acmix import implementations
+    default = implementations.resolve("san")
+    impls = args.impls.split(",") if args.impls else implementations.names("san")
     impls = [default] + [i for i in impls if i != default and (i != "aot" or default == "aot")]
     stages = SAN10_STAGES
     if args.shapes:
@@ -368,6 +460,10 @@ def san_mode(args):
             row["unfold_over_sam_mem"] = m[unfold] / max(m[sam], 1.0)
         if m.get(sam) is not None and m.get("san:conv") is not None:
             row["sam_over_conv_mem"] = m[sam] / max(m["san:conv"], 1.0)
+        halo = f"san{kernel}:halo"
+        if halo in variants:
+            add_halo_report(row, halo, f"san{kernel}:aot",
+                            measure_macs_ratio(halo, channels, size, args))
         results[key] = row
         print_san_row(key, row, variants)
         if args.json:
@@ -384,7 +480,8 @@ def print_san_row(key, row, variants):
         if mem.get(v) is not None and mem.get("san:conv") is not None:
             line += f"{mem[v]:>10.1f}{mem[v] / max(mem['san:conv'], 1.0):>9.2f}"
         print(line)
-    summary = {k: round(v, 3) for k, v in row.items() if k.endswith(("_time", "_mem"))}
+    summary = {k: round(v, 3) for k, v in row.items()
+               if k.endswith(("_time", "_mem", "_macs"))}
     print(f"{key}: {summary}", flush=True)
 
 
@@ -408,12 +505,12 @@ def train_step_fn(name, batch, image, num_classes, **model_kwargs):
 
 def model_mode(args):
     ms_setup()
-    from mindspore_acmix.ops.local_attention import resolve_local_attention
+    from mindspore_acmix.implementations import resolve
     names = ("acmix_resnet50", "resnet50")
     print(f"\n== training step, batch {args.batch}, {args.image}x{args.image}", flush=True)
     steps = {n: train_step_fn(n, args.batch, args.image, args.num_classes) for n in names}
     times = time_turns(steps, args.model_repeat, args.warmup)
-    out = {"batch": args.batch, "image": args.image, "attn_impl": resolve_local_attention("auto"),
+    out = {"batch": args.batch, "image": args.image, "attn_impl": resolve("attention"),
            "step_s": {n: statistics.median(t) for n, t in times.items()}, "steps_s": times}
     out["images_per_s"] = {n: args.batch / t for n, t in out["step_s"].items()}
     out["acmix_resnet50_over_resnet50_throughput"] = (out["images_per_s"]["acmix_resnet50"]
@@ -429,7 +526,7 @@ def infer_mode(args):
     ms = ms_setup()
     from mindspore import Tensor, nn
     from mindspore_acmix import create_model
-    from mindspore_acmix.ops.local_attention import resolve_local_attention
+    from mindspore_acmix.implementations import resolve
     names = ("acmix_resnet50", "resnet50")
     x = Tensor(np.random.default_rng(0).standard_normal(
         (args.infer_batch, 3, args.image, args.image)).astype(np.float32))
@@ -450,7 +547,7 @@ def infer_mode(args):
               flush=True)
         times = time_turns(steps, args.model_repeat, args.warmup)
     out = {"batch": args.infer_batch, "image": args.image,
-           "attn_impl": resolve_local_attention("auto"),
+           "attn_impl": resolve("attention"),
            "latency_s": {n: statistics.median(t) for n, t in times.items()}, "latencies_s": times,
            "mindir_vs_net_max_abs_diff": max_diff}
     out["acmix_resnet50_over_resnet50_latency"] = (out["latency_s"]["acmix_resnet50"]
@@ -459,6 +556,62 @@ def infer_mode(args):
         print(f"{n:<16} {out['latency_s'][n] * 1e3:.1f} ms  (MindIR vs net max |diff| "
               f"{max_diff[n]:.2e})")
     print(f"acmix_resnet50 / resnet50 latency: {out['acmix_resnet50_over_resnet50_latency']:.3f}",
+          flush=True)
+    return out
+
+
+# ---------------------------------------------------------------- dense -------------
+
+DENSE_VARIANTS = {"acmix_resnet50:halo": ("acmix_resnet50", {"attn_impl": "halo"}),
+                  "acmix_resnet50:aot": ("acmix_resnet50", {"attn_impl": "aot"}),
+                  "resnet50": ("resnet50", {})}
+
+
+def dense_probe(variant, batch, image, repeat, num_classes):
+    """Run in a fresh process: peak RSS growth (MB) from the built network through its first
+    training steps (compilation included), and the median time of `repeat` later steps."""
+    ms_setup()
+    name, kwargs = DENSE_VARIANTS[variant]
+    step = train_step_fn(name, batch, image, num_classes, **kwargs)
+    with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+        f.write("5")
+    before = _status_mb()["VmRSS"]
+    t0 = time.perf_counter()
+    step()
+    first = time.perf_counter() - t0
+    times = time_turns({variant: step}, repeat, 0)[variant]
+    return {"peak_mb": _status_mb()["VmHWM"] - before, "first_step_s": first,
+            "step_s": statistics.median(times)}
+
+
+def dense_mode(args):
+    """Dense-prediction sizes: a training step (SGD with momentum, cross-entropy) of
+    acmix_resnet50 (attn_impl "halo" and "aot") and resnet50 at --batch x --image, each in a
+    fresh process: peak memory and step time, and their ratios."""
+    out = {"batch": args.batch, "image": args.image, "variants": {}}
+    for variant in (args.impls.split(",") if args.impls else DENSE_VARIANTS):
+        print(f"   {variant}", flush=True)
+        cmd = [sys.executable, os.path.abspath(__file__), "--dense-probe", variant, "--batch",
+               str(args.batch), "--image", str(args.image), "--model-repeat",
+               str(args.model_repeat), "--num-classes", str(args.num_classes)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                                  timeout=args.compile_cap)
+        except subprocess.TimeoutExpired:
+            out["variants"][variant] = {"error": f"not done within {args.compile_cap} s"}
+            continue
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("DENSE_JSON ")]
+        out["variants"][variant] = json.loads(lines[0].split(" ", 1)[1]) if lines else \
+            {"error": f"failed (rc {proc.returncode}): {proc.stderr.strip()[-300:]}"}
+        print(f"   {variant}: {out['variants'][variant]}", flush=True)
+    got = {v: r for v, r in out["variants"].items() if "error" not in r}
+    for a, b in (("acmix_resnet50:halo", "resnet50"), ("acmix_resnet50:aot", "resnet50"),
+                 ("acmix_resnet50:halo", "acmix_resnet50:aot")):
+        if a in got and b in got:
+            key = f"{a.replace('acmix_resnet50:', '')}_over_{b.replace('acmix_resnet50:', '')}"
+            out[f"{key}_mem"] = got[a]["peak_mb"] / got[b]["peak_mb"]
+            out[f"{key}_time"] = got[a]["step_s"] / got[b]["step_s"]
+    print(json.dumps({k: round(v, 3) for k, v in out.items() if k.endswith(("_mem", "_time"))}),
           flush=True)
     return out
 
@@ -530,7 +683,7 @@ def run_graph_probe(impl, target, args):
 
 
 def graph_mode(args):
-    impls = args.impls.split(",") if args.impls else ["halo", "stream", "aot", "unfold"]
+    impls = args.impls.split(",") if args.impls else ["halo", "aot", "unfold"]
     targets = ["layer_s1_fwd", "layer_s1", "layer_s2_fwd", "layer_s2"]
     if not args.no_model:
         targets.append("resnet50")
@@ -552,16 +705,12 @@ def graph_mode(args):
                                         if not k.endswith("_op_types")}), flush=True)
         if args.json:  # after every implementation, so a late failure keeps the rest
             write_json(args.json, out)
-    if out.get("halo", {}).get("layer_s1_compile_s") and \
-            out.get("stream", {}).get("layer_s1_compile_s"):
-        print("halo / stream layer compile time: "
-              f"{out['halo']['layer_s1_compile_s'] / out['stream']['layer_s1_compile_s']:.3f}")
     return out
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--mode", choices=("layer", "model", "infer", "graph", "san"),
+    p.add_argument("--mode", choices=("layer", "model", "infer", "graph", "san", "dense"),
                    default="layer")
     p.add_argument("--json", help="write the results to this JSON file")
     p.add_argument("--batch", type=int, default=8)
@@ -574,9 +723,11 @@ def main(argv=None):
     p.add_argument("--shapes", help="layer and san modes: comma-separated C@S, e.g. 64@56,128@28")
     p.add_argument("--impls", help="layer mode: comma-separated attn_impl names to time besides "
                    "the default (all by default; the timed variants share one process, so on a "
-                   "small machine time 'unfold' and 'stream' in separate runs)")
+                   "small machine time 'unfold' in a separate run)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    p.add_argument("--no-native-conv", action="store_true",
+                   help="layer mode: skip MindSpore's Conv2D (minutes per step at 256x256 on CPU)")
     p.add_argument("--image", type=int, default=224)
     p.add_argument("--infer-batch", type=int, default=1)
     p.add_argument("--num-classes", type=int, default=1000)
@@ -588,9 +739,14 @@ def main(argv=None):
     p.add_argument("--memory-probe", help=argparse.SUPPRESS)
     p.add_argument("--graph-probe", help=argparse.SUPPRESS)
     p.add_argument("--timing-probe", help=argparse.SUPPRESS)
+    p.add_argument("--macs-probe", help=argparse.SUPPRESS)
+    p.add_argument("--dense-probe", help=argparse.SUPPRESS)
+    p.add_argument("--stride", type=int, default=1,
+                   help="layer mode: the stride of the ACmix layer and the 3x3 convolutions")
     p.add_argument("--probe-shape", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    LAYER_STRIDE[0] = args.stride
 
     if args.timing_probe:
         channels, size = (int(v) for v in args.probe_shape.split(","))
@@ -601,6 +757,14 @@ def main(argv=None):
     if args.graph_probe:
         impl, target = args.graph_probe.split(",")
         print(f"COMPILE_S {graph_probe(impl, target, args.batch, args.image):.3f}")
+        return None
+    if args.dense_probe:
+        print("DENSE_JSON " + json.dumps(dense_probe(args.dense_probe, args.batch, args.image,
+                                                     args.model_repeat, args.num_classes)))
+        return None
+    if args.macs_probe:
+        channels, size = (int(v) for v in args.probe_shape.split(","))
+        macs_probe(args.macs_probe, channels, args.batch, size)
         return None
     if args.memory_probe:
         channels, size = (int(v) for v in args.probe_shape.split(","))
@@ -613,7 +777,8 @@ def main(argv=None):
     result = {"machine": info, "mode": args.mode,
               "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])}
     result[args.mode] = {"layer": layer_mode, "model": model_mode, "infer": infer_mode,
-                         "graph": graph_mode, "san": san_mode}[args.mode](args)
+                         "graph": graph_mode, "san": san_mode,
+                         "dense": dense_mode}[args.mode](args)
     result["machine"]["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     if args.json:
         # graph mode: {impl: {...}} exactly, the machine in each implementation's entry

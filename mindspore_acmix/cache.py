@@ -1,7 +1,8 @@
 """The package's one per-user cache folder, for what it writes once and can always rebuild:
 
     <cache_root()>/digits-v1/   the built-in digits data as an ImageFolder tree (data.digits)
-    <cache_root()>/kernels/     the compiled C++ CPU kernels (ops.aot_build; ACMIX_KERNEL_CACHE
+    <cache_root()>/digit-canvases-v1/   the segmentation digits (data.digit_canvases)
+    <cache_root()>/kernels/     the compiled C++ CPU kernels (cpu.build; ACMIX_KERNEL_CACHE
                                 moves them elsewhere)
 
 Deleting the folder costs one rebuild on next use (a few seconds for the data, about a minute

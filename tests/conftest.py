@@ -12,10 +12,7 @@ import pytest  # noqa: E402
 from mindspore import Tensor  # noqa: E402
 
 from mindspore_acmix.convert import load_torch_state_dict  # noqa: E402
-from mindspore_acmix.ops.local_attention import (LOCAL_ATTENTION,  # noqa: E402
-                                                 aot_unavailable_reason)
-from mindspore_acmix.ops.san import SAN_OPS  # noqa: E402
-from mindspore_acmix.ops.san import aot_unavailable_reason as san_aot_unavailable  # noqa: E402
+from mindspore_acmix import implementations  # noqa: E402
 
 GOLDEN_DIR = os.path.join(os.path.dirname(__file__), "data", "golden")
 
@@ -30,39 +27,26 @@ def pynative():
     ms.set_context(mode=ms.GRAPH_MODE)
 
 
-@pytest.fixture(params=sorted(LOCAL_ATTENTION))
+def _available(kind, name):
+    """name, or a skip with the reason where it is the CPU kernel that cannot run here (no
+    compiler, non-CPU target)."""
+    if name == implementations.KINDS[kind].cpu_only:
+        reason = implementations.unavailable_reason(kind)
+        if reason is not None:
+            pytest.skip(f"{implementations.KINDS[kind].option}={name!r} unavailable: {reason}")
+    return name
+
+
+@pytest.fixture(params=implementations.names("attention"))
 def attn_impl(request):
-    """Every registered local-attention implementation; "aot" is skipped, with the reason,
-    where its kernel cannot be built (no compiler, non-CPU target)."""
-    if request.param == "aot":
-        reason = aot_unavailable_reason()
-        if reason is not None:
-            pytest.skip(f"attn_impl='aot' unavailable: {reason}")
-    return request.param
+    """Every registered local-attention implementation ("aot" skipped where it cannot run)."""
+    return _available("attention", request.param)
 
 
-# "stream" is a named reference that the benchmarks measure (ops/local_attention.py), not a
-# path any device runs: its parity rests on one golden layer case and one PyTorch-reference
-# case, while its graphs are the slowest to compile (every window offset unrolled).
-REFERENCE_IMPLS = ("stream",)
-
-
-def only_one_case_for_references(attn_impl, this_is_the_case):
-    """Skip every case of a reference implementation but the one that checks it."""
-    if attn_impl in REFERENCE_IMPLS and not this_is_the_case:
-        pytest.skip(f"{attn_impl!r} is a benchmark reference, checked on one case per source "
-                    "of truth")
-
-
-@pytest.fixture(params=sorted(SAN_OPS))
+@pytest.fixture(params=implementations.names("san"))
 def san_impl(request):
-    """Every registered implementation of SAN's operators; "aot" is skipped, with the
-    reason, where its kernel cannot be built."""
-    if request.param == "aot":
-        reason = san_aot_unavailable()
-        if reason is not None:
-            pytest.skip(f"san_impl='aot' unavailable: {reason}")
-    return request.param
+    """Every registered implementation of SAN's operators ("aot" skipped where it cannot run)."""
+    return _available("san", request.param)
 
 
 def load_golden(name):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from mindspore import Tensor
 
-from mindspore_acmix.layers import conv
-from mindspore_acmix.layers.conv import SameConv2d, resolve_conv_impl
+from mindspore_acmix.cpu import taps
+from mindspore_acmix.layers.conv import SameConv2d
 
 from conftest import assert_close
 
@@ -35,7 +35,7 @@ def test_matmul_path_equals_conv2d(cin, cout, k, stride, dilation, group, has_bi
 ])
 def test_slice_path_without_a_compiler_equals_conv2d(monkeypatch, cin, cout, k, stride,
                                                      dilation, group, has_bias, shape):
-    monkeypatch.setattr(conv, "tap_kernel_path", lambda device=None: None)
+    monkeypatch.setattr(taps, "tap_kernel_path", lambda device=None: None)
     fast = SameConv2d(cin, cout, k, stride, dilation, group, has_bias, impl="matmul")
     assert fast.tap_ops is None
     check_against_native(fast, cin, cout, k, stride, dilation, group, has_bias, shape)
@@ -60,18 +60,11 @@ def check_against_native(fast, cin, cout, k, stride, dilation, group, has_bias, 
         assert_close(ours, ref, 1e-5, what, floor=1e-3)
 
 
-def test_impl_choice():
-    assert resolve_conv_impl("auto") == "matmul"          # the tests run on CPU
-    assert resolve_conv_impl("native") == "native"
-    with pytest.raises(ValueError, match="conv_impl must be one of"):
-        resolve_conv_impl("cuda")
-
-
 def test_tap_kernels_of_two_strides_on_one_input_shape_in_pynative(pynative):
     """PyNative caches a Custom op's output shape by op name and input shapes: convolutions
     of strides 1 and 2 (both unfolding: widening) on inputs of one shape must each get their
     own shape and values."""
-    if conv.tap_kernel_path() is None:
+    if taps.tap_kernel_path() is None:
         pytest.skip("no C++ compiler: the tap kernels are not used")
     for stride in (1, 2):
         fast = SameConv2d(4, 8, 3, stride, impl="matmul")

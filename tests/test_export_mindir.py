@@ -11,7 +11,7 @@ import numpy as np
 from mindspore import Tensor
 
 from mindspore_acmix.models import ACmixResNet
-from mindspore_acmix.ops.local_attention import aot_unavailable_reason
+from mindspore_acmix.implementations import unavailable_reason
 
 LOAD_AND_RUN = """
 import sys
@@ -29,7 +29,7 @@ def test_mindir_loads_in_a_fresh_process(tmp_path):
     net.set_train(False)
     impl = net.layer1[0].conv2.attn_impl
     # on this CPU the default is the AOT kernel wherever it builds
-    assert impl == ("aot" if aot_unavailable_reason() is None else "halo")
+    assert impl == ("aot" if unavailable_reason("attention") is None else "halo")
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
     expected = net(Tensor(x)).asnumpy()
     ms.export(net, Tensor(x), file_name=str(tmp_path / "net"), file_format="MINDIR")

@@ -6,38 +6,40 @@ import math
 import matplotlib.pyplot as plt
 import pytest
 
-from mindspore_acmix.engine.report import curve_keys, curves_figure
+from mindspore_acmix.engine.report import curves_figure
+from mindspore_acmix.engine.tasks import ClassificationTask
 from mindspore_acmix.tools.rates import rates_figure
 
 
-def records(epochs, **extra):
-    return [dict(epoch=e, train_loss=2.5 / e, val_loss=2.0 / e, val_top1=0.5 + 0.1 * e,
-                 val_top5=min(1.0, 0.9 + 0.05 * e), val_samples=359, val_time_s=0.4,
-                 val_skipped_images=0, **{k: v * e for k, v in extra.items()})
-            for e in range(1, epochs + 1)]
+def classification(epochs):
+    """curves_figure's arguments for `epochs` epochs of classification records."""
+    records = [dict(epoch=e, train_loss=2.5 / e, val_loss=2.0 / e, val_top1=0.5 + 0.1 * e,
+                    val_top5=min(1.0, 0.9 + 0.05 * e)) for e in range(1, epochs + 1)]
+    return [r["epoch"] for r in records], *ClassificationTask(None).curves(records)
 
 
 def test_curves_read_at_a_glance():
-    fig = curves_figure(records(4, val_top1_ema=0.2), "acmix_resnet_tiny on digits")
+    fig = curves_figure(*classification(4), title="acmix_resnet_tiny on digits")
     ax_loss, ax_metric = fig.axes
     assert fig._suptitle.get_text() == "acmix_resnet_tiny on digits"
     assert list(ax_metric.get_xticks()) == [1, 2, 3, 4] == list(ax_loss.get_xticks())
     assert ax_loss.get_xlim() == (0.5, 4.5)
     assert ax_metric.get_ylim()[1] > 100 and ax_loss.get_ylim()[1] > 2.5  # top-5 at 100%
     assert [t.get_text() for t in ax_metric.get_legend().get_texts()] == [
-        "val top-1 (best 90.0%)", "val top-5 (best 100.0%)", "val top-1 (EMA) (best 80.0%)"]
-    assert [t.get_text() for t in ax_loss.get_legend().get_texts()] == ["train loss", "val loss"]
+        "val top-1 (best 90.0%)", "val top-5 (best 100.0%)"]
+    assert [t.get_text() for t in ax_loss.get_legend().get_texts()] == ["train", "val"]
     plt.close(fig)
-    one = curves_figure(records(1))
+    one = curves_figure(*classification(1))
     assert [list(ax.get_xticks()) for ax in one.axes] == [[1], [1]]
     plt.close(one)
 
 
-def test_curves_take_their_metrics_from_the_records():
-    seg = [dict(iteration=i, train_loss=1.0, val_mIoU=0.3) for i in (2000, 4000)]
-    assert curve_keys(seg) == (["train_loss"], ["val_mIoU"])
-    fig = curves_figure(seg, x="iteration")
-    assert fig.axes[1].get_xlabel() == "iteration" and fig.axes[0].get_xlim() == (1000, 5000)
+def test_curves_of_an_iteration_run():
+    fig = curves_figure([2000, 4000], [("train", [1.0, 0.8])], [("val mIoU", [0.3, 0.4])],
+                        "fraction", x="iter")
+    assert fig.axes[1].get_xlabel() == "iter" and fig.axes[0].get_xlim() == (1000, 5000)
+    assert fig.axes[1].get_ylabel() == "fraction (%)"
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["val mIoU (best 40.0%)"]
     plt.close(fig)
 
 

@@ -5,7 +5,7 @@ from mindspore import nn
 from mindspore_acmix.layers import ACmix
 from mindspore_acmix.models.resnet import Bottleneck, conv1x1
 
-from conftest import check_against, load_golden, official_state, only_one_case_for_references
+from conftest import check_against, load_golden, official_state
 
 LAYER_CASES = ["acmix_c16_h4_s1", "acmix_c16_h4_s2", "acmix_in8_out16_h2_k5"]
 BLOCK_CASES = ["bottleneck_64_16_s1", "bottleneck_32_16_s2_down"]
@@ -33,7 +33,6 @@ def build_bottleneck(ctor, attn_impl="auto"):
 
 @pytest.mark.parametrize("case", LAYER_CASES)
 def test_acmix_layer_graph(case, attn_impl):
-    only_one_case_for_references(attn_impl, case == "acmix_in8_out16_h2_k5")  # the smallest
     ctor, golden = load_golden(case)
     check_against(build_acmix(ctor, attn_impl), golden, official_state(golden), REL,
                   f"{case} [{attn_impl}]")
@@ -41,7 +40,6 @@ def test_acmix_layer_graph(case, attn_impl):
 
 @pytest.mark.parametrize("case", BLOCK_CASES)
 def test_bottleneck_graph(case, attn_impl):
-    only_one_case_for_references(attn_impl, False)
     ctor, golden = load_golden(case)
     check_against(build_bottleneck(ctor, attn_impl), golden, official_state(golden), REL,
                   f"{case} [{attn_impl}]")
@@ -49,7 +47,6 @@ def test_bottleneck_graph(case, attn_impl):
 
 @pytest.mark.parametrize("case", ["acmix_c16_h4_s2", "bottleneck_32_16_s2_down"])
 def test_pynative(case, attn_impl, pynative):
-    only_one_case_for_references(attn_impl, False)
     ctor, golden = load_golden(case)
     build = build_acmix if ctor["cls"] == "ACmix" else build_bottleneck
     check_against(build(ctor, attn_impl), golden, official_state(golden), REL,

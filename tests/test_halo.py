@@ -7,9 +7,10 @@ import pytest
 from mindspore import Tensor, nn
 
 from mindspore_acmix import create_model
-from mindspore_acmix.layers import ACmix, describe_implementations, place_network
+from mindspore_acmix.layers import SAM, ACmix, describe_implementations, place_network
 from mindspore_acmix.ops import halo
-from mindspore_acmix.ops.local_attention import LOCAL_ATTENTION, aot_unavailable_reason
+from mindspore_acmix.implementations import unavailable_reason
+from mindspore_acmix.ops.local_attention import HaloLocalAttention
 from mindspore_acmix.runtime import jit_level
 
 from conftest import assert_close
@@ -32,7 +33,7 @@ def test_blocks_that_do_not_divide_the_map_match_torch(geometry):
     ho, wo = -(-h // stride), -(-w // stride)
     arrays = [rng.standard_normal(s).astype(np.float32)
               for s in ((bn, d, h, w), (bn, d, h, w), (bn, d, h, w), (1, d, h, w), (bn, d, ho, wo))]
-    attn = LOCAL_ATTENTION["halo"](kernel_size, stride, dilation, block=block)
+    attn = HaloLocalAttention(kernel_size, stride, dilation, block=block)
     q, k, v, pe, probe = (Tensor(a) for a in arrays)
 
     def loss(*inputs):
@@ -45,16 +46,16 @@ def test_blocks_that_do_not_divide_the_map_match_torch(geometry):
         assert_close(ours, ref, 1e-5, f"halo {geometry} {name}")
 
 
-def test_window_index_mask_and_selector_agree_with_unfold():
-    """The constant window maps: tiles @ selector reproduces ops.unfold's windows of the padded
-    map, and the mask is open exactly there (finite in float16)."""
+def test_window_index_mask_and_tiles_agree_with_unfold():
+    """The constant window maps: the tiles at window_index reproduce ops.unfold's windows of
+    the padded map, and the mask is open exactly there (finite in float16)."""
     k, s, d, h, w = 3, 2, 1, 7, 8
     grid = halo.BlockGrid(h, w, k, s, d, block=2)
     x = np.random.default_rng(0).standard_normal((1, 2, h, w)).astype(np.float32)
     pad = d * (k - 1) // 2
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="reflect")
     tiles = halo.halo_tiles(Tensor(x), grid, pad).asnumpy()          # (nb, L*L, C)
-    windows = halo.window_selector(grid).T @ tiles                    # (nb, b*b*k*k, C)
+    windows = tiles[:, halo.window_index(grid).reshape(-1)]           # (nb, b*b*k*k, C)
     b, by, bx = grid.block, grid.blocks_y, grid.blocks_x
     windows = windows.reshape(bx, by, b, b, k, k, 2)                  # blocks in (tx, ty) order
     for i in range(grid.out_h):
@@ -115,17 +116,25 @@ def test_amp_o2_keeps_logits_mask_and_softmax_in_float32(pynative):
 
 def test_a_network_runs_what_its_device_needs():
     """Built for one device target and run under another: re-placed when called directly,
-    a one-line error naming both inside a compiled graph, logged by describe_implementations."""
+    a one-line error naming both inside a compiled graph, logged by describe_implementations;
+    SAN's module (SAM) placed like ACmix."""
     net = ACmix(8, 8, kernel_att=3, head=2)
     place_network(net, "GPU")
     assert net.attn_impl == "halo" and {c.impl for c in (net.conv1, net.dep_conv)} == {"native"}
     assert describe_implementations(net) == "attention halo, convolutions native"
+    sam = place_network(SAM(0, 8, 2, 8, 4, kernel_size=3), "Ascend")
+    assert sam.san_impl == "halo" and describe_implementations(sam) == \
+        "SAN operators halo, convolutions native"
+    with pytest.raises(ValueError, match="SAM was built for device target Ascend but runs under"):
+        nn.SequentialCell([sam])(Tensor(np.ones((1, 8, 6, 6), np.float32)))
+    sam(Tensor(np.ones((1, 8, 6, 6), np.float32)))
+    assert sam.san_impl == ("aot" if unavailable_reason("san") is None else "halo")
     x = Tensor(np.ones((1, 8, 6, 6), np.float32))
     outer = nn.SequentialCell([net])  # inside a graph, only the outer cell's __call__ runs
     with pytest.raises(ValueError, match="built for device target GPU but runs under CPU"):
         outer(x)
     net(x)  # called directly it re-places itself for the CPU it runs on
-    cpu = "aot" if aot_unavailable_reason() is None else "halo"
+    cpu = "aot" if unavailable_reason("attention") is None else "halo"
     assert net.attn_impl == cpu and net.conv1.impl == "matmul"
     np.testing.assert_allclose(outer(x).asnumpy(), net(x).asnumpy())
     if cpu == "aot":

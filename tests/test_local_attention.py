@@ -6,9 +6,10 @@ import mindspore as ms
 import numpy as np
 import pytest
 from mindspore import Tensor
-from mindspore_acmix.layers import ACmix
-from mindspore_acmix.ops import aot_build, local_attention
-from mindspore_acmix.ops.local_attention import LOCAL_ATTENTION, resolve_local_attention
+from mindspore_acmix import implementations
+from mindspore_acmix.cpu import build
+from mindspore_acmix.implementations import get_class, resolve
+from mindspore_acmix.layers import ACmix, SAM
 
 from conftest import assert_close
 
@@ -24,7 +25,7 @@ GEOMETRIES = [
 
 def attention_and_grads(impl, geometry, arrays):
     kernel_size, stride, dilation, _ = geometry
-    attn = LOCAL_ATTENTION[impl](kernel_size, stride, dilation)
+    attn = get_class("attention", impl)(kernel_size, stride, dilation)
     q, k, v, pe, probe = (Tensor(a) for a in arrays)
 
     def loss(*inputs):
@@ -44,10 +45,7 @@ def torch_attention_and_grads(geometry, arrays):
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"k{g[0]}s{g[1]}d{g[2]}")
-def test_matches_torch(geometry, attn_impl, request):
-    if attn_impl == "stream":
-        # PyNative: its graph takes long to compile; graph mode is covered by the layer tests
-        request.getfixturevalue("pynative")
+def test_matches_torch(geometry, attn_impl):
     kernel_size, stride, _, (bn, d, h, w) = geometry
     rng = np.random.default_rng(kernel_size * 10 + stride)
     ho, wo = -(-h // stride), -(-w // stride)
@@ -61,21 +59,27 @@ def test_matches_torch(geometry, attn_impl, request):
         assert_close(got[0], arrays[2], 1e-6, "one-pixel window returns v")
 
 
-def test_auto_picks_the_kernel_on_cpu_and_halo_elsewhere():
+def test_auto_picks_the_kernel_on_cpu_and_the_portable_path_elsewhere():
+    """One resolver for every kind of choice: the CPU implementation where it runs, the
+    portable one on every other device."""
     assert ms.get_context("device_target") == "CPU"
-    expected = "aot" if local_attention.aot_unavailable_reason() is None else "halo"
-    assert resolve_local_attention("auto") == expected
+    expected = "aot" if implementations.unavailable_reason("attention") is None else "halo"
+    assert resolve("attention", "auto") == expected
     assert ACmix(8, 8).attn_impl == expected
-    assert resolve_local_attention("auto", "GPU") == resolve_local_attention("auto", "Ascend") \
-        == "halo"
+    for kind, portable in (("attention", "halo"), ("san", "halo"), ("convolution", "native")):
+        assert resolve(kind, "auto", "GPU") == resolve(kind, "auto", "Ascend") == portable
+    assert resolve("convolution", "auto") == "matmul"
 
 
-def test_no_compiler_falls_back_to_halo(monkeypatch):
-    monkeypatch.setattr(aot_build, "find_compiler", lambda: None)
-    monkeypatch.setattr(aot_build, "_libraries", {})
-    monkeypatch.setattr(local_attention, "_warned", set())
+def test_no_compiler_falls_back_to_halo_with_one_warning(monkeypatch, recwarn):
+    monkeypatch.setattr(build, "find_compiler", lambda: None)
+    monkeypatch.setattr(build, "_libraries", {})
+    monkeypatch.setattr(implementations, "_warned", set())
     with pytest.warns(UserWarning, match="no C\\+\\+ compiler found.*attn_impl='halo'"):
         assert ACmix(8, 8).attn_impl == "halo"
+    recwarn.clear()
+    assert SAM(0, 4, 2, 8, 4).san_impl == "halo"   # the same reason: no second warning
+    assert not [w for w in recwarn if "C++" in str(w.message)]
     with pytest.raises(RuntimeError, match="attn_impl='aot' is unavailable: no C\\+\\+ compiler"):
         ACmix(8, 8, attn_impl="aot")
 
@@ -83,39 +87,42 @@ def test_no_compiler_falls_back_to_halo(monkeypatch):
 def test_failed_compile_reports_the_compiler(monkeypatch, tmp_path):
     monkeypatch.setenv("ACMIX_KERNEL_CACHE", str(tmp_path))
     monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
-    with pytest.raises(aot_build.KernelBuildError, match="compiling .*local_attention_cpu.cc"):
-        aot_build.build_kernel("local_attention_cpu.cc")
+    with pytest.raises(build.KernelBuildError, match="compiling .*local_attention_cpu.cc"):
+        build.build_kernel("local_attention_cpu.cc")
     assert list(tmp_path.iterdir()) == [], "a failed build leaves no file in the cache"
 
 
 def test_kernel_is_built_once_into_the_cache(monkeypatch, tmp_path):
-    if aot_build.find_compiler() is None:
+    if build.find_compiler() is None:
         pytest.skip("no C++ compiler")
     monkeypatch.setenv("ACMIX_KERNEL_CACHE", str(tmp_path / "cache"))
-    path = aot_build.build_kernel("local_attention_cpu.cc")
+    path = build.build_kernel("local_attention_cpu.cc")
     assert path.startswith(str(tmp_path / "cache")) and path.endswith(".so")
     mtime = (tmp_path / "cache" / path.rsplit("/", 1)[1]).stat().st_mtime_ns
-    assert aot_build.build_kernel("local_attention_cpu.cc") == path
+    assert build.build_kernel("local_attention_cpu.cc") == path
     assert (tmp_path / "cache" / path.rsplit("/", 1)[1]).stat().st_mtime_ns == mtime
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [path.rsplit("/", 1)[1]]
 
 
 def test_invalid_name_lists_the_choices():
     with pytest.raises(ValueError, match=r"attn_impl must be 'auto' or one of \['aot', 'halo', "
-                                         r"'stream', 'unfold'\], got 'cuda'"):
-        resolve_local_attention("cuda")
+                                         r"'unfold'\], got 'cuda'"):
+        ACmix(8, 8, attn_impl="cuda")
+    with pytest.raises(ValueError, match=r"conv_impl must be 'auto' or one of \['matmul', "
+                                         r"'native'\], got 'cuda'"):
+        resolve("convolution", "cuda")
 
 
 def test_aot_layers_of_two_strides_on_one_input_shape(pynative):
     """PyNative caches a Custom op's output shape by op name and input shapes: two "aot"
     attentions of strides 1 and 2 on the same input each get their own shape and values."""
-    if local_attention.aot_unavailable_reason() is not None:
-        pytest.skip(local_attention.aot_unavailable_reason())
+    if implementations.unavailable_reason("attention") is not None:
+        pytest.skip(implementations.unavailable_reason("attention"))
     rng = np.random.default_rng(3)
     q, k, v = (Tensor(rng.standard_normal((2, 3, 7, 6)).astype(np.float32)) for _ in range(3))
     pe = Tensor(rng.standard_normal((1, 3, 7, 6)).astype(np.float32))
     for stride, shape in ((1, (2, 3, 7, 6)), (2, (2, 3, 4, 3))):
-        got = LOCAL_ATTENTION["aot"](3, stride)(q, k, v, pe).asnumpy()
+        got = get_class("attention", "aot")(3, stride)(q, k, v, pe).asnumpy()
         assert got.shape == shape
-        assert_close(got, LOCAL_ATTENTION["unfold"](3, stride)(q, k, v, pe).asnumpy(), 1e-5,
+        assert_close(got, get_class("attention", "unfold")(3, stride)(q, k, v, pe).asnumpy(), 1e-5,
                      f"aot stride {stride}")

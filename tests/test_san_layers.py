@@ -6,7 +6,7 @@ from mindspore import Tensor
 
 from mindspore_acmix.convert import load_torch_state_dict
 from mindspore_acmix.layers import SAM, SAMACmix
-from mindspore_acmix.ops.san import SAN_OPS
+from mindspore_acmix.implementations import get_class
 
 from conftest import assert_close, check_against, load_golden, official_state
 
@@ -74,14 +74,14 @@ def test_two_geometries_same_input_pynative(san_impl, pynative):
 
 
 def test_export_switches_to_halo(pynative):
-    """Export (deploy.make_portable) replaces the CPU-only C++ kernels by graph operators."""
+    """Export (make_portable) replaces the CPU-only C++ kernels by graph operators."""
     from mindspore_acmix.deploy import make_portable
     ctor, golden = load_golden("san_acmix_sam_patch_c32")
     net = build_sam(ctor, "auto")
     load_torch_state_dict(net, official_state(golden))
     before = net(Tensor(golden["input"])).asnumpy()
     make_portable(net)
-    assert net.san_impl == "halo" and isinstance(net.san_ops, SAN_OPS["halo"])
+    assert net.san_impl == "halo" and isinstance(net.san_ops, get_class("san", "halo"))
     assert_close(net(Tensor(golden["input"])).asnumpy(), before, 1e-5, "portable SAMACmix")
 
 
@@ -149,7 +149,7 @@ def numpy_reference(inputs, probes, k, s, d):
 
 
 def ops_outputs_and_grads(impl, inputs, probes, k, s, d):
-    san = SAN_OPS[impl](k, s, d)
+    san = get_class("san", impl)(k, s, d)
     pa, p2, p3 = (Tensor(p) for p in probes)
 
     def loss_fn(xa, x1, x2, x, w):

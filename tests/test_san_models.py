@@ -15,12 +15,12 @@ from mindspore_acmix.convert import LEAF_NAMES, load_torch_state_dict, main as c
 from mindspore_acmix.convert import read_pth
 from mindspore_acmix.layers import SAM, SAMACmix
 from mindspore_acmix.models.san import SAN, Bottleneck
-from mindspore_acmix.ops.san import aot_unavailable_reason
+from mindspore_acmix.implementations import unavailable_reason
 from mindspore_acmix.tools import flops
 
 from conftest import assert_close, check_against, load_golden, official_state
 
-FAST = dict(san_impl="unfold" if aot_unavailable_reason() else "aot", conv_impl="native")
+FAST = dict(san_impl="unfold" if unavailable_reason("san") else "aot", conv_impl="native")
 
 # official counts at 1000 classes (golden README, from instantiating hszhao/SAN's classes)
 PARAMS = {"san10_pairwise": 10_531_848, "san15_pairwise": 14_065_436,

@@ -11,8 +11,7 @@ import torch_reference as ref  # noqa: E402
 from mindspore_acmix.layers import ACmix  # noqa: E402
 from mindspore_acmix.models import ACmixResNet  # noqa: E402
 
-from conftest import (assert_close, check_against, load_golden,  # noqa: E402
-                      official_state, only_one_case_for_references)
+from conftest import assert_close, check_against, load_golden, official_state  # noqa: E402
 
 
 # Bounds relative to each tensor's own scale: these networks' values are well below 1, where
@@ -67,17 +66,8 @@ CASES = [
 ]
 
 
-STREAM_CASE = 2  # the reference "stream" is checked on one case: stride 2 on odd sizes
-
-
 @pytest.mark.parametrize("args,shape", CASES)
-def test_acmix_matches_reference(args, shape, attn_impl, request):
-    only_one_case_for_references(attn_impl, (args, shape) == CASES[STREAM_CASE])
-    if attn_impl == "stream":
-        # PyNative: its graph unrolls kernel_att**2 offsets forward and backward and takes
-        # 10-60 s to compile, while the geometry logic is the same in both modes; the golden
-        # test runs it in graph mode
-        request.getfixturevalue("pynative")
+def test_acmix_matches_reference(args, shape, attn_impl):
     module = ref.ACmix(*args)
     golden, state = torch_golden(module, shape)
     check_against(ACmix(*args, attn_impl=attn_impl), golden, state, REL,

@@ -5,6 +5,7 @@ import sys
 import time
 
 from .. import atomic
+from .tasks import ClassificationTask
 
 
 class Progress:
@@ -18,8 +19,9 @@ class Progress:
     or before any, the validation images at three times the training rate (a forward pass
     is about a third of a training step)."""
 
-    def __init__(self, cfg, steps_per_epoch, world, log=print, val_samples=0):
+    def __init__(self, cfg, steps_per_epoch, world, log=print, val_samples=0, task=None):
         self.cfg, self.steps, self.world, self.log = cfg, steps_per_epoch, world, log
+        self.task = task or ClassificationTask(cfg)
         self.val_samples = val_samples
         self.tty = sys.stdout.isatty()
         self.start, self.start_step = None, 0
@@ -36,7 +38,7 @@ class Progress:
             self.begin()
         images = (step - self.start_step) * self.cfg["batch_size"] * self.world
         self.rate = images / max(now - self.start, 1e-9) if images > 0 else 0.0
-        line = (f"epoch {epoch + 1}/{self.cfg['epochs']} step {step}/{self.steps} "
+        line = (f"{self.task.where(epoch, step, self.steps)} "
                 f"loss {loss:.4f} lr {lr:.3e} {self.rate:.1f} img/s ETA "
                 f"{format_seconds(self.eta(epoch, step)) if self.rate else '-'}")
         if self.tty:
@@ -46,21 +48,18 @@ class Progress:
 
     def eta(self, epoch, step):
         """Seconds left after `step` of `epoch` (0-based epoch, 1-based step)."""
-        steps_left = (self.cfg["epochs"] - epoch - 1) * self.steps + (self.steps - step)
+        steps_left = (self.task.periods - epoch - 1) * self.steps + (self.steps - step)
         train = steps_left * self.cfg["batch_size"] * self.world / self.rate
         val = self.val_seconds
         if val is None:
             val = self.val_samples / (3 * self.rate)
-        return train + (self.cfg["epochs"] - epoch) * val
+        return train + (self.task.periods - epoch) * val
 
     def end_epoch(self, record):
         self.val_seconds = record["val_time_s"]
         if self.tty:
             print()
-        self.log(f"epoch {record['epoch']}/{self.cfg['epochs']}: train loss "
-                 f"{record['train_loss']:.4f}, val top-1 {record['val_top1']:.4f}, top-5 "
-                 f"{record['val_top5']:.4f}, loss {record['val_loss']:.4f} "
-                 f"({record['epoch_time_s']:.1f} s)")
+        self.log(self.task.summary(record))
 
 
 def format_seconds(seconds):
@@ -72,18 +71,21 @@ def run_title(cfg):
     """What ran on what, for the figures: "acmix_resnet_tiny on digits", or on the data
     folder's name ("swin_acmix_tiny on imagenet")."""
     data = cfg["dataset"]
-    if data == "imagefolder":
+    if data in ("imagefolder", "segfolder") and cfg.get("data_dir"):
         data = os.path.basename(os.path.normpath(os.path.abspath(cfg["data_dir"])))
     return f"{cfg['model']} on {data}"
 
 
 class MetricsLog:
-    """Per-epoch records in metrics.jsonl (one JSON object a line) and curves.png, titled
-    `title` (what ran on what, e.g. "acmix_resnet_tiny on digits")."""
+    """Per-period records in metrics.jsonl (one JSON object a line, counted by the task's
+    period_key: epoch or iter) and curves.png, titled `title` (what ran on what, e.g.
+    "acmix_resnet_tiny on digits")."""
 
-    def __init__(self, out, title=""):
+    def __init__(self, out, task=None, title=""):
         self.path = os.path.join(out, "metrics.jsonl")
         self.plot_path = os.path.join(out, "curves.png")
+        self.task = task or ClassificationTask(None)
+        self.key = self.task.period_key
         self.title = title
 
     def records(self):
@@ -96,66 +98,43 @@ class MetricsLog:
                     record = json.loads(line)
                 except ValueError:  # a line mangled by hand or by an older writer: dropped
                     continue
-                if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+                if isinstance(record, dict) and isinstance(record.get(self.key), int):
                     records.append(record)
         return records
 
     def append(self, record):
-        # a resumed run rewrites the epochs it repeats, so the file holds each epoch once
-        kept = [r for r in self.records() if r["epoch"] < record["epoch"]] + [record]
+        # a resumed run rewrites the periods it repeats, so the file holds each one once
+        kept = [r for r in self.records() if r[self.key] < record[self.key]] + [record]
         atomic.write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
-        save_figure(curves_figure(kept, self.title), self.plot_path)
+        save_figure(curves_figure([r[self.key] for r in kept], *self.task.curves(kept),
+                                  title=self.title, x=self.key), self.plot_path)
 
 
-# Validation keys that are bookkeeping, not metrics (a key naming one of these words)
-NOT_METRICS = ("loss", "time", "samples", "skipped")
-
-
-def curve_keys(records):
-    """(loss keys, metric keys) found in the records, in first-seen order: every key ending
-    in a loss (train_loss, val_loss, val_loss_ema) and every other val_* key that is not
-    bookkeeping (val_top1, val_top5_ema, a segmentation run's val_mIoU). Metrics are
-    fractions in [0, 1]."""
-    keys = list(dict.fromkeys(k for r in records for k in r))
-    losses = [k for k in keys if "loss" in k]
-    metrics = [k for k in keys if k.startswith("val_") and not any(w in k for w in NOT_METRICS)]
-    return losses, metrics
-
-
-def curve_label(key):
-    """"val_top1_ema" -> "val top-1 (EMA)"."""
-    ema = key.endswith("_ema")
-    words = key[:-len("_ema")] if ema else key
-    words = words.replace("top1", "top-1").replace("top5", "top-5").replace("_", " ")
-    return words + (" (EMA)" if ema else "")
-
-
-def curves_figure(records, title="", x="epoch"):
-    """Losses (left) and validation metrics in percent (right) against `x` (a record key
-    holding whole numbers: epoch, or a run's iteration), with integer ticks; the legend
-    gives each metric's best value."""
+def curves_figure(xs, losses, scores, score_label, title="", x="epoch"):
+    """Losses (left) and validation scores in percent (right) against `x` (whole numbers:
+    epoch, or a run's iteration), as a task's curves(records) gives them ([(label,
+    values)], scores as fractions), with a tick at every point of a short run; the legend
+    gives each score's best value."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    losses, metrics = curve_keys(records)
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 4.2))
     markers = "os^vD<>"
-    xs = sorted({r[x] for r in records})
     # half a step of room each side: the first and last points sit inside the frame
     pad = 0.5 * min((b - a for a, b in zip(xs, xs[1:])), default=1)
 
-    def draw(ax, keys, scale):
+    def draw(ax, series, scale):
         tops = [0.0]
-        for i, key in enumerate(keys):
-            points = [(r[x], r[key] * scale) for r in records if r.get(key) is not None]
+        for i, (label, values) in enumerate(series):
+            points = [(p, v * scale) for p, v in zip(xs, values) if v is not None]
             if not points:
                 continue
             tops.append(max(v for _, v in points))
-            best = "" if "loss" in key else f" (best {tops[-1]:.1f}%)"
+            best = f" (best {tops[-1]:.1f}%)" if scale != 1 else ""
             style = markers[i % len(markers)] + "-" if len(points) <= 30 else "-"  # else a smear
-            ax.plot(*zip(*points), style, label=curve_label(key) + best)
+            ax.plot(*zip(*points), style, label=label + best)
         ax.set_xlabel(x)
         if len(xs) <= 15:  # a tick at every point (MaxNLocator puts 0.5s on a short run)
             ax.set_xticks(xs)
@@ -164,15 +143,15 @@ def curves_figure(records, title="", x="epoch"):
         if xs:
             ax.set_xlim(xs[0] - pad, xs[-1] + pad)
         ax.grid(alpha=0.3)
-        if keys:
+        if series:
             ax.legend(fontsize=8)
         return max(tops)
 
     ax_loss.set_ylim(0, 1.08 * draw(ax_loss, losses, 1.0) or 1.0)  # the largest loss inside
     ax_loss.set_ylabel("loss")
-    draw(ax_metric, metrics, 100.0)
-    ax_metric.set_ylabel("validation (%)")
-    ax_metric.set_ylim(0, 104)  # 100% stays inside the frame, markers included
+    draw(ax_score, scores, 100.0)
+    ax_score.set_ylabel(f"{score_label} (%)")
+    ax_score.set_ylim(0, 104)  # 100% stays inside the frame, markers included
     if title:
         fig.suptitle(title)
     fig.tight_layout()

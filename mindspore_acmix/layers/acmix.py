@@ -17,10 +17,11 @@ import numpy as np
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
-from ..ops.local_attention import LOCAL_ATTENTION, resolve_local_attention, window_padding
+from .. import implementations
+from ..ops.local_attention import window_padding
 from .checks import check_windowed_input
 from .conv import SameConv2d
-from .placement import DevicePlaced, check_placement, current_device
+from .placement import DevicePlaced, check_placement
 
 DEP_CONV_INITS = ("shift", "kaiming")
 
@@ -66,7 +67,7 @@ class ACmix(DevicePlaced, nn.Cell):
             every Conv2d with Kaiming normal after building the blocks).
         attn_impl: the local attention implementation (see ops.local_attention): "auto"
             ("aot", the C++ kernel, on CPU when it builds; "halo" elsewhere), "halo" (blocked
-            batched matmuls: Ascend, GPU, export), "aot", "stream" or "unfold" (references).
+            batched matmuls: Ascend, GPU, export), "aot" or "unfold" (the reference).
             "auto" is resolved for the device the layer runs on (see layers.placement).
         conv_impl: how the convolutions run (see layers.conv): "auto" (per-tap matmuls on
             CPU, where MindSpore's grouped 3x3 Conv2D is slow; the native kernel elsewhere),
@@ -93,9 +94,7 @@ class ACmix(DevicePlaced, nn.Cell):
         self.head_dim = out_planes // head
         self.scaling = float(self.head_dim) ** -0.5
         self.padding_att = window_padding(kernel_att, dilation)
-        resolve_local_attention(attn_impl)  # validates the name before anything is built
-        self.attn_request, self.attn_impl, self.placed_for = attn_impl, None, None
-        self.place(current_device())
+        self.init_placement(attn_impl)  # validates the name before anything is built
 
         self.rate1 = Parameter(Tensor([0.5], ms.float32), name="rate1")
         self.rate2 = Parameter(Tensor([0.5], ms.float32), name="rate2")
@@ -110,28 +109,19 @@ class ACmix(DevicePlaced, nn.Cell):
             weight_init=Tensor(shift_kernels(out_planes, kernel_conv)) if dep_conv_init == "shift"
             else "he_normal", impl=conv_impl)
 
-    def place(self, device):
-        """Resolve attn_impl for `device` (layers.placement); "aot" off CPU is a ValueError."""
-        if self.attn_impl == "aot" and self.attn_request == "aot" and device != "CPU":
-            raise ValueError(f"ACmix was built with attn_impl='aot' (the C++ CPU kernel) for "
-                             f"device target {self.placed_for} but runs under {device}: use "
-                             "attn_impl='auto' or 'halo'")
-        name = resolve_local_attention(self.attn_request, device)
-        if name != self.attn_impl:
-            self.set_attention(name)
-        self.placed_for = device
+    impl_kind = "attention"
 
-    def set_attention(self, name):
-        """Switch to the local-attention implementation `name` (same parameters, numbers)."""
-        self.attention = LOCAL_ATTENTION[name](self.kernel_att, self.stride, self.dilation)
-        self.attn_impl = name
-
-    def implementation(self):
-        return "attention", self.attn_impl
+    def use_implementation(self, name, device):
+        """Build the local attention `name` (layers.placement; same parameters, numbers)."""
+        if name != self.impl:
+            self.attention = implementations.get_class("attention", name)(
+                self.kernel_att, self.stride, self.dilation)
+            self.impl = name
 
     @property
-    def adaptive(self):
-        return self.attn_request == "auto" or self.attn_impl == "aot"
+    def attn_impl(self):
+        """The local-attention implementation in use."""
+        return self.impl
 
     def _check_input(self, x):
         return check_windowed_input("ACmix", x, self.in_planes, self.padding_att,

@@ -6,7 +6,7 @@ on a Xeon), and even a 1x1 convolution's backward is ~20x slower than the equiva
 So on CPU a convolution is computed as (grouped) broadcast matmuls plus zero-fill shifts of
 the taps, which is exactly the 'same' zero padding:
 
-- with the C++ kernels of ops/kernels/conv_taps_cpu.cc (the default on CPU): one matmul for
+- with the C++ kernels of cpu/kernels/conv_taps_cpu.cc (cpu.taps; the default on CPU): one matmul for
   all taps and one pass that moves the taps (TapFold / TapUnfold, each other's adjoint).
   Stride 1 with no more outputs than inputs: the k*k per-tap products z_t = W_t x come from
   one matmul and are folded (shifted and summed) into the output, so backward keeps only x;
@@ -18,78 +18,17 @@ the taps, which is exactly the 'same' zero padding:
   arithmetic.
 
 Same parameters as nn.Conv2d (a subclass), same numbers; on Ascend and GPU the native kernel
-is used, and export switches to it (deploy.make_portable): the tap kernels are host code that
+is used, and export switches to it (layers.placement.make_portable): the tap kernels are host code that
 a MindIR cannot carry.
 """
-import numpy as np
 import mindspore as ms
-from mindspore import Tensor, nn, ops
+from mindspore import nn, ops
 
-from ..ops.aot_build import aot_op, kernel_library, kernel_unavailable_reason
+from ..cpu import taps
 from ..ops.local_attention import subsample
 from ..ops.shift import shift2d
-from .placement import DevicePlaced, check_placement, current_device
+from .placement import DevicePlaced, check_placement
 
-CONV_IMPLS = ("auto", "native", "matmul")
-TAP_KERNEL_SOURCE = "conv_taps_cpu.cc"
-
-
-def resolve_conv_impl(impl, device=None):
-    """The implementation `impl` stands for on `device` (default: the current target)."""
-    if impl not in CONV_IMPLS:
-        raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
-    if impl == "auto":
-        return "matmul" if (device or ms.get_context("device_target")) == "CPU" else "native"
-    return impl
-
-
-def tap_kernel_path(device=None):
-    """Path of the compiled tap kernels, or None when they cannot be used on `device`."""
-    if kernel_unavailable_reason(TAP_KERNEL_SOURCE, device) is not None:
-        return None
-    return kernel_library(TAP_KERNEL_SOURCE)
-
-
-class _TapOps(nn.Cell):
-    """TapUnfold / TapFold (see ops/kernels/conv_taps_cpu.cc) of one layer's geometry, as AOT
-    Custom ops whose gradients are each other."""
-
-    def __init__(self, lib, kernel_size, stride, dilation, groups, flip):
-        super().__init__()
-        kk, s = kernel_size * kernel_size, stride
-        geometry = (kernel_size, stride, dilation, groups, int(flip))
-        self.cfg = Tensor(np.array(geometry, np.int32))
-
-        def unfold_shape(x, cfg, like):
-            return [x[0], x[1] * kk, -(-x[2] // s), -(-x[3] // s)]
-
-        def fold_shape(cols, cfg, like):
-            return [cols[0], cols[1] // kk, like[-2], like[-1]]
-
-        def same_dtype(x, cfg, like):
-            return x
-
-        def custom(name, shape, bprop=None):
-            return aot_op(lib, f"AcmixTap{name}", shape, same_dtype, geometry, bprop)
-
-        unfold_raw, fold_raw = custom("Unfold", unfold_shape), custom("Fold", fold_shape)
-
-        def unfold_bprop(x, cfg, like, out, dout):
-            return fold_raw(dout, cfg, like), ops.zeros_like(cfg), ops.zeros_like(like)
-
-        def fold_bprop(cols, cfg, like, out, dout):
-            return unfold_raw(dout, cfg, like), ops.zeros_like(cfg), ops.zeros_like(like)
-
-        self.unfold_op = custom("Unfold", unfold_shape, unfold_bprop)
-        self.fold_op = custom("Fold", fold_shape, fold_bprop)
-
-    def unfold(self, x):
-        """(B, G*C, H, W) -> (B, G*k*k*C, Ho, Wo): every tap of every output pixel."""
-        return self.unfold_op(x, self.cfg, ops.zeros(x.shape[2:], ms.uint8))
-
-    def fold(self, cols, height, width):
-        """The adjoint of unfold: (B, G*k*k*C, Ho, Wo) -> (B, G*C, height, width)."""
-        return self.fold_op(cols, self.cfg, ops.zeros((height, width), ms.uint8))
 
 
 class GroupedMatmul(nn.Cell):
@@ -134,29 +73,22 @@ class SameConv2d(DevicePlaced, nn.Conv2d):
         self.fold_products = stride == 1 and out_channels <= in_channels
         self.tap_ops = None
         self.use_tap_kernels = False
-        self.impl_request = impl
-        self.place(current_device())
+        self.init_placement(impl)
 
-    def place(self, device):
-        """Resolve conv_impl "auto" for `device` (see layers.placement); the C++ tap kernels
-        when the result is "matmul" on CPU and they build here."""
-        self.impl = resolve_conv_impl(self.impl_request, device)
-        self.placed_for = device
+    impl_kind = "convolution"
+
+    def use_implementation(self, name, device):
+        """conv_impl `name` on `device` (layers.placement): the C++ tap kernels when it is
+        "matmul" on CPU and they build here."""
+        self.impl = name
         self.use_tap_kernels = False
         if self.impl == "matmul" and self.ksize > 1:
             if self.tap_ops is None:
-                lib = tap_kernel_path(device)
+                lib = taps.tap_kernel_path(device)
                 if lib is not None:
-                    self.tap_ops = _TapOps(lib, self.ksize, self.step, self.dil, self.groups,
-                                           flip=self.fold_products)
+                    self.tap_ops = taps.TapOps(lib, self.ksize, self.step, self.dil,
+                                               self.groups, flip=self.fold_products)
             self.use_tap_kernels = self.tap_ops is not None and device == "CPU"
-
-    def implementation(self):
-        return "convolution", self.impl
-
-    @property
-    def adaptive(self):
-        return self.impl_request == "auto"
 
     def construct(self, x):
         check_placement("SameConv2d", self.placed_for, self.adaptive)

@@ -17,15 +17,16 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
 from ..ops.local_attention import window_padding
-from ..ops.san import SAN_OPS, resolve_san_ops
+from .. import implementations
 from .acmix import _odd_kernel, _positive_int, position_grid, shift_kernels
 from .checks import check_windowed_input
 from .conv import SameConv2d
+from .placement import DevicePlaced, check_placement
 
 SA_TYPES = {0: "pairwise", 1: "patchwise"}
 
 
-class SAM(nn.Cell):
+class SAM(DevicePlaced, nn.Cell):
     """SAN's self-attention module: 1x1 projections q = conv1(x), k = conv2(x) (rel_planes
     channels each) and v = conv3(x) (out_planes); attention weights computed by conv_w from
     the relation of q and k over a kernel_size x kernel_size reflection-padded window;
@@ -41,7 +42,8 @@ class SAM(nn.Cell):
         dilation: of the window.
         san_impl: the implementation of SAN's operators (see ops.san): "auto", "aot" (C++
             CPU kernels), "halo" (graph operators: Ascend, GPU, export) or "unfold" (the
-            reference).
+            reference). "auto" is resolved for the device the layer runs on (see
+            layers.placement).
         conv_impl: how the convolutions run (see layers.conv); same parameters and numbers.
     """
 
@@ -66,7 +68,7 @@ class SAM(nn.Cell):
         self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
         self.weight_planes = out_planes // share_planes
         self.padding = window_padding(kernel_size, dilation)
-        self.set_san_impl(san_impl)
+        self.init_placement(san_impl)
 
         self.conv1 = SameConv2d(in_planes, rel_planes, 1, has_bias=True, impl=conv_impl)
         self.conv2 = SameConv2d(in_planes, rel_planes, 1, has_bias=True, impl=conv_impl)
@@ -87,12 +89,22 @@ class SAM(nn.Cell):
                 nn.BatchNorm2d(cw), nn.ReLU(),
                 SameConv2d(cw, kk * cw, 1, has_bias=True, impl=conv_impl)])
 
-    def set_san_impl(self, name):
-        """Switch the implementation of SAN's operators (same parameters, same numbers)."""
-        self.san_impl = resolve_san_ops(name)
-        self.san_ops = SAN_OPS[self.san_impl](self.kernel_size, self.stride, self.dilation)
+    impl_kind = "san"
+
+    def use_implementation(self, name, device):
+        """Build SAN's operators `name` (layers.placement; same parameters, same numbers)."""
+        if name != self.impl:
+            self.san_ops = implementations.get_class("san", name)(self.kernel_size, self.stride,
+                                                                  self.dilation)
+            self.impl = name
+
+    @property
+    def san_impl(self):
+        """The implementation of SAN's operators in use."""
+        return self.impl
 
     def _check_input(self, x):
+        check_placement(type(self).__name__, self.placed_for, self.adaptive)
         return check_windowed_input(type(self).__name__, x, self.in_planes, self.padding,
                                     f"kernel_size={self.kernel_size}, dilation={self.dilation}")
 

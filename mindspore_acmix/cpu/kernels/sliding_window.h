@@ -1,6 +1,6 @@
 // What the sliding-window CPU kernels (local_attention_cpu.cc, san_cpu.cc) share: reflection
 // padding of one channel, its adjoint, and the multiply-adds between a query grid and one
-// window position of a padded channel. aot_build hashes this header with each source.
+// window position of a padded channel. cpu/build.py hashes this header with each source.
 //
 // A query grid of ho x wo queries at stride s reads window position (a, b) of the padded
 // channel (hp x wp) at rows y*s + a*dil and columns x*s + b*dil: `window` below is the padded

@@ -1,5 +1,5 @@
 // MindSpore's CPU AOT calling convention and what every kernel source here shares with it:
-// status codes, dtype check, and the parallel loop over independent slices. aot_build
+// status codes, dtype check, and the parallel loop over independent slices. cpu/build.py
 // hashes this header with each source.
 #ifndef MINDSPORE_ACMIX_AOT_KERNEL_H_
 #define MINDSPORE_ACMIX_AOT_KERNEL_H_

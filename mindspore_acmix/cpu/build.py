@@ -1,4 +1,4 @@
-"""Compiling the package's C++ AOT kernels on first use, into a per-user cache.
+"""Compiling the package's C++ AOT kernels (cpu/kernels) on first use, into a per-user cache.
 
 The shared library is named after a hash of everything that determines the binary (the
 source and the kernels' shared headers, the compiler's version, the flags and this CPU's
@@ -31,6 +31,7 @@ class KernelBuildError(RuntimeError):
 
 
 def cache_dir():
+    """Where the compiled kernels go: the one place that decides it."""
     return os.environ.get("ACMIX_KERNEL_CACHE") or cache_root("kernels")
 
 
