@@ -36,9 +36,9 @@ def test_curves_read_at_a_glance():
 
 def test_curves_of_an_iteration_run():
     fig = curves_figure([2000, 4000], [("train", [1.0, 0.8])], [("val mIoU", [0.3, 0.4])],
-                        "fraction", x="iter")
+                        "score", x="iter")
     assert fig.axes[1].get_xlabel() == "iter" and fig.axes[0].get_xlim() == (1000, 5000)
-    assert fig.axes[1].get_ylabel() == "fraction (%)"
+    assert fig.axes[1].get_ylabel() == "score (%)"
     assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["val mIoU (best 40.0%)"]
     plt.close(fig)
 
