@@ -1,10 +1,13 @@
 """The Python twin of ascend310_infer (the C++ Ascend 310 program): the same MindIR, run with
 nn.GraphCell on the local backend, reading and writing exactly the same files.
 
-    python infer_mindir.py --mindir_path=net.mindir --input_path=preprocess_Result/img_data \
-        --input_format=bin
-    python infer_mindir.py --mindir_path=net.mindir --input_path=VAL_DIR --input_format=jpeg \
+    python infer_mindir.py --mindir-path=net.mindir --input-path=preprocess_Result/img_data \
+        --input-format=bin
+    python infer_mindir.py --mindir-path=net.mindir --input-path=VAL_DIR --input-format=jpeg \
         $(cat preprocess_Result/infer_args.txt)
+
+Every flag is also accepted in the C++ program's underscore spelling (--mindir_path, and
+infer_args.txt's), so scripts/run_infer_310.sh passes the same flags to either program.
 
 Writes result_Files/<name>_0.bin (float32 logits) per image and
 time_Result/test_perform_static.txt (average latency), like the C++ program.
@@ -14,15 +17,19 @@ import os
 import sys
 import time
 
-import mindspore.dataset.transforms as T
-import numpy as np
+from mindspore_acmix.startup import before_mindspore
 
-from mindspore_acmix import cli
-from mindspore_acmix.data.image_check import read_image_file
-from mindspore_acmix.data.pipeline import eval_transforms
-from mindspore_acmix.deploy import (RESULT_DIR, TIME_DIR, TIME_FILE, MindIRRunner, bin_inputs,
-                                    jpeg_inputs, read_bin, result_path, write_bin)
-from mindspore_acmix.runtime import setup_runtime
+before_mindspore(sys.argv)  # log level and signal handling, before MindSpore is imported
+
+import mindspore.dataset.transforms as T  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mindspore_acmix import cli  # noqa: E402
+from mindspore_acmix.data.image_check import read_image_file  # noqa: E402
+from mindspore_acmix.data.pipeline import eval_transforms  # noqa: E402
+from mindspore_acmix.deploy import (RESULT_DIR, TIME_DIR, TIME_FILE, MindIRRunner,  # noqa: E402
+                                    bin_inputs, jpeg_inputs, read_bin, result_path, write_bin)
+from mindspore_acmix.runtime import setup_runtime  # noqa: E402
 
 
 class InferError(ValueError):
@@ -35,21 +42,22 @@ def numbers(text):
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mindir_path", required=True)
-    parser.add_argument("--input_path", required=True,
+    # hyphens like every script; the underscore spellings are the C++ program's (see above)
+    parser.add_argument("--mindir-path", "--mindir_path", required=True)
+    parser.add_argument("--input-path", "--input_path", required=True,
                         help="bin: folder of <name>.bin; jpeg: folder of <class>/<image>")
-    parser.add_argument("--input_format", choices=("bin", "jpeg"), default="bin")
-    parser.add_argument("--device_id", type=int, default=0, help="accepted for parity with the "
-                        "C++ program; the local backend is used")
-    parser.add_argument("--image_size", type=int, default=None,
+    parser.add_argument("--input-format", "--input_format", choices=("bin", "jpeg"), default="bin")
+    parser.add_argument("--device-id", "--device_id", type=int, default=0,
+                        help="accepted for parity with the C++ program; the local backend is used")
+    parser.add_argument("--image-size", "--image_size", type=int, default=None,
                         help="bin: input height/width (default: read from the bin size)")
     parser.add_argument("--resize", type=int, default=256)
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--mean", type=numbers, default=[123.675, 116.28, 103.53])
     parser.add_argument("--std", type=numbers, default=[58.395, 57.12, 57.375])
     parser.add_argument("--interpolation", default="bilinear")
-    parser.add_argument("--result_path", default=RESULT_DIR)
-    parser.add_argument("--time_path", default=TIME_DIR)
+    parser.add_argument("--result-path", "--result_path", default=RESULT_DIR)
+    parser.add_argument("--time-path", "--time_path", default=TIME_DIR)
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     if not os.path.isfile(args.mindir_path):

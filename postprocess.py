@@ -1,6 +1,8 @@
 """Stage 4 of the Ascend 310 flow: top-1 / top-5 from result_Files/<name>_0.bin and label.json.
 
-    python postprocess.py --result_path result_Files --label_path preprocess_Result/label.json
+    python postprocess.py --result-path result_Files --label-path preprocess_Result/label.json
+
+(--result_path and --label_path, the model zoo's spellings, are accepted too.)
 
 The last line of standard output is a JSON object with top1, top5, loss and num_samples,
 as eval.py prints it.
@@ -20,8 +22,8 @@ class PostprocessError(ValueError):
 
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--result_path", default="result_Files")
-    parser.add_argument("--label_path", default="preprocess_Result/label.json")
+    parser.add_argument("--result-path", "--result_path", default="result_Files")
+    parser.add_argument("--label-path", "--label_path", default="preprocess_Result/label.json")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     try:

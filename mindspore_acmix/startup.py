@@ -5,7 +5,8 @@ Logging: MindSpore prints WARNING lines that are noise for a user of train.py, e
 export.py: "Device Ascend is not available" (probing devices for `device: auto`),
 graph-compile notes ("ClearIsolatedNodes] Some side effect nodes were eliminated by
 mistake") and, for every image the pipeline skips, the Python traceback of our own check.
-Its C++ and Python loggers read GLOG_v once, when mindspore is imported.
+Its C++ and Python loggers read GLOG_v once, when mindspore is imported, which is why
+importing mindspore_acmix sets it (quiet_mindspore) and imports no MindSpore itself.
 
 Signals: MindSpore's data pipeline replaces Python's SIGINT handler with one that sends
 SIGTERM to its own process, so Ctrl-C would end a run as 'Terminated' (exit 143) with no
@@ -22,6 +23,7 @@ import threading
 
 VERBOSE_FLAG = "--verbose"
 QUIET_LEVEL = "3"  # GLOG_v: 0 debug, 1 info, 2 warning (MindSpore's default), 3 error
+WARNING_LEVEL = "2"
 SIGNALS = []  # SIGINT or SIGTERM, as they arrive as SIGTERM (see above)
 
 
@@ -31,10 +33,15 @@ def before_mindspore(argv):
     watch_termination()
 
 
-def quiet_mindspore(argv):
-    """Show only MindSpore's errors, unless `--verbose` is in argv or GLOG_v is already set
-    (GLOG_v=2 python train.py shows its warnings too)."""
-    if VERBOSE_FLAG not in argv:
+def quiet_mindspore(argv=()):
+    """Show only MindSpore's errors (GLOG_v=3) unless GLOG_v is already set; `--verbose` in
+    argv shows its warnings too (GLOG_v at most 2: GLOG_v=1 stays 1). The package calls this
+    with no argv when it is imported, so Python use is as quiet as the scripts."""
+    if VERBOSE_FLAG in argv:
+        level = os.environ.get("GLOG_v", "")
+        if not (level.isdigit() and int(level) <= int(WARNING_LEVEL)):
+            os.environ["GLOG_v"] = WARNING_LEVEL
+    else:
         os.environ.setdefault("GLOG_v", QUIET_LEVEL)
 
 

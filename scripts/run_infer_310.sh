@@ -57,7 +57,7 @@ if [ "$backend" = ascend ]; then
 else
     stage infer infer.log "$python" "$repo/infer_mindir.py" "${infer_args[@]}"
 fi
-stage postprocess acc.log "$python" "$repo/postprocess.py" --result_path result_Files \
-    --label_path preprocess_Result/label.json
+stage postprocess acc.log "$python" "$repo/postprocess.py" --result-path result_Files \
+    --label-path preprocess_Result/label.json
 cat time_Result/test_perform_static.txt
 tail -n 2 acc.log

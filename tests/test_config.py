@@ -7,6 +7,7 @@ import yaml
 
 from mindspore_acmix import config as C
 from mindspore_acmix.cli import DEFAULT_CONFIG, REPO_DIR
+from mindspore_acmix.engine.optim import warmup_steps
 
 ALL_CONFIGS = sorted(glob.glob(os.path.join(REPO_DIR, "configs", "**", "*.yaml"), recursive=True))
 
@@ -24,6 +25,16 @@ BASE = "model: resnet_tiny\nnum_classes: 10\ndataset: digits\n"
 def test_every_shipped_recipe_is_valid(path):
     cfg = C.resolve(path)
     assert set(cfg) == set(C.task_keys(cfg["task"]))
+    # a recipe run as shipped never says its warm-up was shortened, at any epoch length
+    if "warmup_epochs" in cfg:  # classification's epoch-based schedules
+        assert not any(warmup_steps(cfg, steps)[1] for steps in range(1, 5000)), cfg["warmup_epochs"]
+
+
+def test_the_warm_up_is_shortened_only_by_a_change_of_the_recipe():
+    cfg = C.resolve(DEFAULT_CONFIG)  # 0.8 warm-up epochs of 4: 35 of 44 steps an epoch
+    assert warmup_steps(cfg, 44) == (35, False)
+    assert warmup_steps(dict(cfg, epochs=3), 44) == (26, True)  # 20% of 3 epochs
+    assert warmup_steps(dict(cfg, warmup_epochs=0.9), 44) == (35, True)
 
 
 def test_shipped_recipes_cover_the_model_families():

@@ -14,10 +14,8 @@ import sys
 import mindspore as ms
 import numpy as np
 import pytest
-import torch
 from mindspore import Tensor, nn
 
-import torch_reference as ref
 from conftest import assert_close, write_config
 from mindspore_acmix.checkpoint import load_network_checkpoint
 from mindspore_acmix.cli import REPO_DIR
@@ -111,6 +109,9 @@ def test_mindir_and_onnx_match_the_trained_network(tiny_checkpoint, tmp_path, mo
 
 def test_converted_acmix_resnet50_exports_to_mindir_with_parity(tmp_path):
     """An official-layout state dict -> convert -> export.py (1x3x224x224) -> GraphCell."""
+    torch = pytest.importorskip("torch", reason="the official-layout model is PyTorch "
+                                "(requirements-test.txt)")
+    import torch_reference as ref
     module = ref.perturb_(ref.ACmixResNet([3, 4, 6, 3], num_classes=1000).eval(), 2)
     torch.save(module.state_dict(), tmp_path / "official.pth")
     ckpt = str(tmp_path / "acmix_resnet50.ckpt")

@@ -261,7 +261,8 @@ def test_the_stem_max_pool_matches_torchs_padded_max_pool_and_exports_to_onnx(tm
     assert np.array_equal(ours, ref)
     assert_close(gx, gx_ref, 1e-6, "max-pool gradient")
 
-    import onnxruntime as ort
+    ort = pytest.importorskip("onnxruntime", reason="the ONNX check needs onnxruntime "
+                              "(requirements-test.txt)")
     # the exported formulation itself (native convolutions: quick to compile here; its
     # parity with the training formulation is test_export.py's)
     net = prepare_for_export(create_model("resnet26", num_classes=10, width=8))

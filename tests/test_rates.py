@@ -45,8 +45,8 @@ def test_checkpoint_to_json_and_png(tmp_path, capsys):
     np.testing.assert_allclose([r["ratio"] for r in data["layers"][1:]],
                                [0.1 / 0.9, 0.2 / 0.8, 0.3 / 0.7], rtol=1e-5)
     np.testing.assert_allclose(data["stages"][1]["attention_share"], 0.1, rtol=1e-5)
-    with Image.open(out_png) as img:  # a real figure, one panel per stage
-        assert img.format == "PNG" and img.size[0] > img.size[1] > 100
+    with Image.open(out_png) as img:  # a real figure (its content: test_figures.py)
+        assert img.format == "PNG" and min(img.size) > 300
     assert rates.run([ckpt, "--ema", "--json", str(out_json)]) == 0
     ema = json.loads(out_json.read_text())["layers"]
     assert [(r["rate1"], r["rate2"]) for r in ema] == [(7.0, 3.0)]

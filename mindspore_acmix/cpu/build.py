@@ -8,8 +8,8 @@ or illegal binary. It is written to a temporary file and renamed into place, so 
 first uses (several test or training processes) never see a half-written library.
 
 Environment:
-    ACMIX_KERNEL_CACHE: cache directory (default $XDG_CACHE_HOME/mindspore_acmix or
-        ~/.cache/mindspore_acmix).
+    ACMIX_KERNEL_CACHE: cache directory (default: the package's cache root's kernels/,
+        ~/.cache/mindspore-acmix/kernels; see mindspore_acmix.cache).
     CXX: the C++ compiler (default g++, then c++, then clang++).
 """
 import hashlib
@@ -18,6 +18,8 @@ import platform
 import shutil
 import subprocess
 import tempfile
+
+from ..cache import cache_root
 
 KERNEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
 CXX_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17",
@@ -30,11 +32,7 @@ class KernelBuildError(RuntimeError):
 
 def cache_dir():
     """Where the compiled kernels go: the one place that decides it."""
-    root = os.environ.get("ACMIX_KERNEL_CACHE")
-    if not root:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(base, "mindspore_acmix")
-    return root
+    return os.environ.get("ACMIX_KERNEL_CACHE") or cache_root("kernels")
 
 
 def find_compiler():

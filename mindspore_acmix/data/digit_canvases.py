@@ -14,6 +14,7 @@ import tempfile
 
 import numpy as np
 
+from ..cache import cache_root
 from .digits import stratified_split
 
 VERSION = "v1"  # bump when the canvases change, so stale caches are not reused
@@ -30,8 +31,7 @@ CLASS_NAMES = ["background"] + [f"digit {d}" for d in range(10)]
 
 
 def default_root():
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "mindspore-acmix", f"digit-canvases-{VERSION}")
+    return cache_root(f"digit-canvases-{VERSION}")
 
 
 def _background(rng):

@@ -8,6 +8,8 @@ import tempfile
 
 import numpy as np
 
+from ..cache import cache_root
+
 VERSION = "v1"  # bump when the tree's content changes, so stale caches are not reused
 IMAGE_SIZE = 32
 VAL_FRACTION = 0.2
@@ -15,8 +17,7 @@ SPLIT_SEED = 0
 
 
 def default_root():
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "mindspore-acmix", f"digits-{VERSION}")
+    return cache_root(f"digits-{VERSION}")
 
 
 def stratified_split(labels, val_fraction=VAL_FRACTION, seed=SPLIT_SEED):

@@ -20,10 +20,13 @@ MAX_WARMUP_FRACTION = 0.2
 
 
 def warmup_steps(cfg, steps_per_epoch):
-    """(warm-up steps of the run, True when warmup_epochs was capped to MAX_WARMUP_FRACTION)."""
-    asked = int(round(cfg["warmup_epochs"] * steps_per_epoch))
-    cap = int(MAX_WARMUP_FRACTION * cfg["epochs"] * steps_per_epoch)
-    return min(asked, cap), asked > cap
+    """(warm-up steps of the run, True when warmup_epochs was capped to MAX_WARMUP_FRACTION).
+    Compared in epochs, so a recipe within the limit is never capped whatever the number of
+    steps in its epoch (a step count rounds up as often as down)."""
+    limit = MAX_WARMUP_FRACTION * cfg["epochs"]
+    if cfg["warmup_epochs"] <= limit * (1 + 1e-9):
+        return int(round(cfg["warmup_epochs"] * steps_per_epoch)), False
+    return int(limit * steps_per_epoch), True
 
 
 def lr_schedule(cfg, steps_per_epoch, world):

@@ -67,15 +67,26 @@ def format_seconds(seconds):
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def run_title(cfg):
+    """What ran on what, for the figures: "acmix_resnet_tiny on digits", or on the data
+    folder's name ("swin_acmix_tiny on imagenet")."""
+    data = cfg["dataset"]
+    if data in ("imagefolder", "segfolder") and cfg.get("data_dir"):
+        data = os.path.basename(os.path.normpath(os.path.abspath(cfg["data_dir"])))
+    return f"{cfg['model']} on {data}"
+
+
 class MetricsLog:
     """Per-period records in metrics.jsonl (one JSON object a line, counted by the task's
-    period_key: epoch or iter) and curves.png."""
+    period_key: epoch or iter) and curves.png, titled `title` (what ran on what, e.g.
+    "acmix_resnet_tiny on digits")."""
 
-    def __init__(self, out, task=None):
+    def __init__(self, out, task=None, title=""):
         self.path = os.path.join(out, "metrics.jsonl")
         self.plot_path = os.path.join(out, "curves.png")
         self.task = task or ClassificationTask(None)
         self.key = self.task.period_key
+        self.title = title
 
     def records(self):
         if not os.path.exists(self.path):
@@ -95,28 +106,63 @@ class MetricsLog:
         # a resumed run rewrites the periods it repeats, so the file holds each one once
         kept = [r for r in self.records() if r[self.key] < record[self.key]] + [record]
         atomic.write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
-        self.plot(kept)
+        save_figure(curves_figure([r[self.key] for r in kept], *self.task.curves(kept),
+                                  title=self.title, x=self.key), self.plot_path)
 
-    def plot(self, records):
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        xs = [r[self.key] for r in records]
-        losses, scores, score_label = self.task.curves(records)
-        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-        for (label, values), marker in zip(losses, ("o-", "s-")):
-            ax_loss.plot(xs, values, marker, label=label)
-        ax_loss.set_xlabel(self.key)
-        ax_loss.set_ylabel("loss")
-        ax_loss.legend()
-        for (label, values), marker in zip(scores, ("o-", "s-", "^-")):
-            ax_acc.plot(xs, values, marker, label=label)
-        ax_acc.set_xlabel(self.key)
-        ax_acc.set_ylabel(score_label)
-        ax_acc.set_ylim(0, 1)
-        ax_acc.legend()
-        fig.tight_layout()
-        with atomic.writing(self.plot_path) as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
+def curves_figure(xs, losses, scores, score_label, title="", x="epoch"):
+    """Losses (left) and validation scores in percent (right) against `x` (whole numbers:
+    epoch, or a run's iteration), as a task's curves(records) gives them ([(label,
+    values)], scores as fractions), with a tick at every point of a short run; the legend
+    gives each score's best value."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 4.2))
+    markers = "os^vD<>"
+    # half a step of room each side: the first and last points sit inside the frame
+    pad = 0.5 * min((b - a for a, b in zip(xs, xs[1:])), default=1)
+
+    def draw(ax, series, scale):
+        tops = [0.0]
+        for i, (label, values) in enumerate(series):
+            points = [(p, v * scale) for p, v in zip(xs, values) if v is not None]
+            if not points:
+                continue
+            tops.append(max(v for _, v in points))
+            best = f" (best {tops[-1]:.1f}%)" if scale != 1 else ""
+            style = markers[i % len(markers)] + "-" if len(points) <= 30 else "-"  # else a smear
+            ax.plot(*zip(*points), style, label=label + best)
+        ax.set_xlabel(x)
+        if len(xs) <= 15:  # a tick at every point (MaxNLocator puts 0.5s on a short run)
+            ax.set_xticks(xs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if xs:
+            ax.set_xlim(xs[0] - pad, xs[-1] + pad)
+        ax.grid(alpha=0.3)
+        if series:
+            ax.legend(fontsize=8)
+        return max(tops)
+
+    ax_loss.set_ylim(0, 1.08 * draw(ax_loss, losses, 1.0) or 1.0)  # the largest loss inside
+    ax_loss.set_ylabel("loss")
+    draw(ax_score, scores, 100.0)
+    ax_score.set_ylabel(f"{score_label} (%)")
+    ax_score.set_ylim(0, 104)  # 100% stays inside the frame, markers included
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path):
+    """Write `fig` as a PNG atomically and free it."""
+    import matplotlib.pyplot as plt
+
+    with atomic.writing(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")  # nothing cut off
+    plt.close(fig)
+    return path

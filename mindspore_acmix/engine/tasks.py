@@ -200,7 +200,7 @@ class SegmentationTask:
     def curves(self, records):
         return ([("train", [r["train_loss"] for r in records])],
                 [(f"val {k}", [r[f"val_{k}"] for r in records]) for k in ("mIoU", "mAcc", "aAcc")],
-                "fraction")
+                "score")  # the figure reads "score (%)"
 
     def after_evaluation(self, metrics, out, counter):
         from .seg_figures import write_predictions

@@ -22,7 +22,7 @@ from .distributed import all_gather, all_reduce_sum, init_distributed, step_key
 from .ema import EMA
 from .errors import Interrupted, TrainingError
 from .optim import build_optimizer
-from .report import MetricsLog, Progress
+from .report import MetricsLog, Progress, run_title
 from .rundir import OutputDirLock, refuse_to_overwrite
 from .state import RunState
 from .step import TrainStep
@@ -191,7 +191,7 @@ class Trainer:
             self.log(f"all {task.total()} are already done in {self.out}")
             return self.best
         self.saved_epoch = self.start_epoch
-        metrics_log = MetricsLog(self.out, task) if self.rank == 0 else None
+        metrics_log = MetricsLog(self.out, task, run_title(cfg)) if self.rank == 0 else None
         progress = Progress(cfg, self.steps_per_epoch, self.world, self.log,
                             self.val_split.num_samples, task)
         self.log(f"training {cfg['model']} on {self.device} ({self.world} device(s), amp "
@@ -228,7 +228,8 @@ class Trainer:
             try:
                 if metrics_log is not None:
                     metrics_log.append(record)
-                    write_figure_of_network(self.net, self.out)  # rates.png of ACmix models
+                    write_figure_of_network(  # rates.png of ACmix models
+                        self.net, self.out, f"{run_title(cfg)}, {task.period_key} {counter}")
                     task.after_evaluation(metrics, self.out, counter)
                 if self.rank == 0:
                     self.state.save(epoch + 1, self.best, improved=improved)

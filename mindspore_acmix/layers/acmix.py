@@ -124,14 +124,15 @@ class ACmix(DevicePlaced, nn.Cell):
         return self.impl
 
     def _check_input(self, x):
-        check_windowed_input("ACmix", x, self.in_planes, self.padding_att,
-                             f"kernel_att={self.kernel_att}, dilation={self.dilation}")
+        return check_windowed_input("ACmix", x, self.in_planes, self.padding_att,
+                                    f"kernel_att={self.kernel_att}, dilation={self.dilation}")
 
     def construct(self, x):
-        self._check_input(x)
+        x = self._check_input(x)
         check_placement("ACmix", self.placed_for, self.adaptive)
         q, k, v = self.conv1(x), self.conv2(x), self.conv3(x)
-        b, _, h, w = q.shape
+        # by index: an unpacked, unused `_` is a node the compiler drops with a WARNING
+        b, h, w = q.shape[0], q.shape[2], q.shape[3]
         n, d = self.head, self.head_dim
 
         pe = self.conv_p(position_grid(h, w))

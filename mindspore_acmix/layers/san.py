@@ -106,9 +106,9 @@ class SAM(DevicePlaced, nn.Cell):
         return self.impl
 
     def _check_input(self, x):
-        check_windowed_input(type(self).__name__, x, self.in_planes, self.padding,
-                             f"kernel_size={self.kernel_size}, dilation={self.dilation}")
         check_placement(type(self).__name__, self.placed_for, self.adaptive)
+        return check_windowed_input(type(self).__name__, x, self.in_planes, self.padding,
+                                    f"kernel_size={self.kernel_size}, dilation={self.dilation}")
 
     def attention(self, q, k, v):
         """SAN's attention of projections q, k (rel_planes) and v (out_planes)."""
@@ -129,7 +129,7 @@ class SAM(DevicePlaced, nn.Cell):
         return ops_.aggregation(v, weights)
 
     def construct(self, x):
-        self._check_input(x)
+        x = self._check_input(x)
         return self.attention(self.conv1(x), self.conv2(x), self.conv3(x))
 
 
@@ -166,7 +166,7 @@ class SAMACmix(SAM):
                                    impl=conv_impl)
 
     def construct(self, x):
-        self._check_input(x)
+        x = self._check_input(x)
         q, k, v = self.conv1(x), self.conv2(x), self.conv3(x)
         n, h, w = x.shape[0], x.shape[2], x.shape[3]
         hd = self.weight_planes

@@ -16,6 +16,7 @@ from mindspore import Parameter, Tensor, nn, ops
 
 from ..ops.precision import Float32Softmax
 from .acmix import _positive_int, shift_kernels
+from .checks import check_window_map
 from .conv import SameConv2d
 from .stochastic import Dropout
 from .transformer import _probability, trunc_normal_
@@ -94,13 +95,7 @@ class WindowAttention(nn.Cell):
         self.proj_drop = Dropout(p=proj_drop)
 
     def _check_input(self, x):
-        if x.ndim != 4 or x.shape[3] != self.dim:
-            raise ValueError(f"{type(self).__name__} expects input (B, H, W, {self.dim}), "
-                             f"got {x.shape}")
-        wh, ww = self.window_size
-        if x.shape[1] % wh or x.shape[2] % ww:
-            raise ValueError(f"the map ({x.shape[1]}x{x.shape[2]}) must be divisible by the "
-                             f"window ({wh}x{ww})")
+        return check_window_map(type(self).__name__, x, self.dim, self.window_size)
 
     def window_attention(self, qkv, mask):
         """Attention of the qkv map (B, H, W, 3C) in windows, through proj: (B, H, W, C)."""
@@ -123,7 +118,7 @@ class WindowAttention(nn.Cell):
         return window_reverse(self.proj(out), wh, ww, h, w)
 
     def construct(self, x, mask=None):
-        self._check_input(x)
+        x = self._check_input(x)
         return self.proj_drop(self.window_attention(self.qkv(x), mask))
 
 
@@ -163,7 +158,7 @@ class WindowAttentionACmix(TokenConvPath, WindowAttention):
         self._init_conv_path(dim, num_heads)
 
     def construct(self, x, mask=None):
-        self._check_input(x)
+        x = self._check_input(x)
         qkv = self.qkv(x)
         out_conv = self.conv_path(qkv, x.shape[1], x.shape[2])
         return self.proj_drop(self.rate1 * self.window_attention(qkv, mask)

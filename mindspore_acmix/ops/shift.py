@@ -12,9 +12,12 @@ from mindspore import ops
 FILLS = ("zero", "reflect")
 
 
+# The checks return what they checked and the callers go on with it: in graph mode a call kept
+# only for its possible raise is dropped with a WARNING (see layers.checks).
 def _check_fill(fill):
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
+    return fill
 
 
 def _rows(x, axis, sources, fill):
@@ -31,13 +34,13 @@ def _check_amount(n, amount, axis, fill, what):
         raise ValueError(
             f"reflect {what} of {amount} along axis {axis} needs a size of at least "
             f"{amount + 1} there, got {n}")
+    return n
 
 
 def pad_axis(x, axis, before, after, fill="reflect"):
     """Pad `x` along one axis; reflect fill mirrors about the edge without repeating it."""
-    _check_fill(fill)
-    n = x.shape[axis]
-    _check_amount(n, max(before, after), axis, fill, "padding")
+    fill = _check_fill(fill)
+    n = _check_amount(x.shape[axis], max(before, after), axis, fill, "padding")
     parts = ()
     if before > 0:
         parts += (_rows(x, axis, tuple(range(before, 0, -1)), fill),)
@@ -54,7 +57,7 @@ def reflect_pad2d(x, padding):
 
 def shift_axis(x, axis, offset, fill="zero"):
     """out[i] = x[i - offset] along `axis`; vacated rows get `fill`."""
-    _check_fill(fill)
+    fill = _check_fill(fill)
     n = x.shape[axis]
     if offset == 0:
         return x
@@ -62,7 +65,7 @@ def shift_axis(x, axis, offset, fill="zero"):
     if s >= n:
         if fill == "zero":
             return ops.zeros_like(x)
-    _check_amount(n, s, axis, fill, "shift")
+    n = _check_amount(n, s, axis, fill, "shift")
     if offset > 0:
         return ops.concat((_rows(x, axis, tuple(range(s, 0, -1)), fill),
                            ops.narrow(x, axis, 0, n - s)), axis)

@@ -3,8 +3,9 @@
 
     python -m mindspore_acmix.tools.rates CHECKPOINT [--png rates.png] [--json rates.json] [--ema]
 
-Prints one line per layer (network order) and writes a figure (one panel per stage: both
-rates per block, and the ratio rate1 / rate2 on the right axis) and/or a JSON file
+Prints one line per layer (network order) and writes a figure (every layer in network order,
+stages named: both rates as bars, and below them the ratio rate1 / rate2 on one axis) and/or
+a JSON file
 ({"layers": [{name, stage, block, rate1, rate2, ratio}], "stages": [...]}). Works for every
 family whose ACmix layers hold parameters named `<layer>.rate1` / `<layer>.rate2` (ResNet:
 layerS.B.conv2, Swin: layers.S.blocks.B.attn, PVT: blockS.B.attn). Training runs write
@@ -19,6 +20,7 @@ import sys
 
 from .. import atomic, cli
 from ..checkpoint import EMA_PREFIX, read_checkpoint
+from ..engine.report import save_figure
 
 # layerS.B (ResNet), layers.S.blocks.B (Swin), blockS.B (PVT), and the like
 STAGE = re.compile(r"^(layers|layer|blocks|block|stages|stage)\.?(\d+)\.(?:blocks\.)?(\d+)")
@@ -90,51 +92,75 @@ def from_network(net):
                    if p.name.endswith((".rate1", ".rate2")))
 
 
-def plot(layers, path, title=""):
-    """One panel per stage: rate1 and rate2 per block as bars, rate1 / rate2 as a line."""
+def rates_figure(layers, title=""):
+    """Every ACmix layer in network order on one x axis, stages separated and named: above,
+    rate1 (attention) and rate2 (convolution) as bars; below, rate1 / rate2 on one axis for
+    all stages (values written on the points), with a dashed line where the paths weigh the
+    same."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.transforms import blended_transform_factory
 
-    stages = sorted({layer["stage"] for layer in layers})
-    widths = [max(2, sum(layer["stage"] == s for layer in layers)) for s in stages]
-    fig, axes = plt.subplots(1, len(stages), figsize=(2.2 + 0.9 * sum(widths), 3.6),
-                             gridspec_kw=dict(width_ratios=widths), squeeze=False)
-    for ax, s in zip(axes[0], stages):
-        group = [layer for layer in layers if layer["stage"] == s]
-        x = list(range(len(group)))
-        ax.bar([i - 0.2 for i in x], [g["rate1"] for g in group], 0.4, label="rate1 (attention)",
-               color="tab:blue")
-        ax.bar([i + 0.2 for i in x], [g["rate2"] for g in group], 0.4,
-               label="rate2 (convolution)", color="tab:orange")
-        ax.axhline(0, color="black", linewidth=0.5)
-        ax.set_xticks(x)
-        ax.set_xticklabels([str(g["block"]) for g in group])
-        ax.set_xlabel(f"stage {s}: block")
-        ratio = ax.twinx()
-        ratio.plot(x, [g["ratio"] if g["ratio"] is not None else math.nan for g in group],
-                   "k.-", label="rate1 / rate2")
-        ratio.tick_params(labelsize=8)
-        if s == stages[-1]:
-            ratio.set_ylabel("rate1 / rate2")
-    axes[0][0].set_ylabel("rate")
-    handles = axes[0][0].get_legend_handles_labels()[0] + [ratio.get_lines()[0]]
-    fig.legend(handles, [h.get_label() for h in handles], loc="upper center", ncol=3,
-               fontsize=8, frameon=False)
+    n = len(layers)
+    x = list(range(n))
+    fig, (ax_rate, ax_ratio) = plt.subplots(
+        2, 1, sharex=True, figsize=(max(5.0, 1.8 + 0.45 * n), 5.4),
+        gridspec_kw=dict(height_ratios=(3, 2), hspace=0.08))
+    ax_rate.bar([i - 0.2 for i in x], [g["rate1"] for g in layers], 0.4, color="tab:blue",
+                label="rate1 (attention)")
+    ax_rate.bar([i + 0.2 for i in x], [g["rate2"] for g in layers], 0.4, color="tab:orange",
+                label="rate2 (convolution)")
+    ax_rate.axhline(0, color="black", linewidth=0.5)
+    ax_rate.set_ylabel("learned rate")
+    ax_rate.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8,
+                   frameon=False)
+
+    ratios = [g["ratio"] if g["ratio"] is not None else math.nan for g in layers]
+    ax_ratio.plot(x, ratios, "k.-")
+    ax_ratio.axhline(1, color="gray", linestyle="--", linewidth=0.8)
+    ax_ratio.set_ylabel("rate1 / rate2")
+    ax_ratio.margins(y=0.25)  # room for the values written above the points
+    if n <= 24:
+        for i, r in zip(x, ratios):
+            if not math.isnan(r):
+                ax_ratio.annotate(f"{r:.2f}", (i, r), textcoords="offset points", xytext=(0, 6),
+                                  ha="center", fontsize=7,
+                                  bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none"))
+
+    # ticks: the block's number within its stage (1-based); stage names under them
+    stages = [g["stage"] for g in layers]
+    starts = [i for i in x if i == 0 or stages[i] != stages[i - 1]] + [n]
+    labels = []
+    below = blended_transform_factory(ax_ratio.transData, ax_ratio.transAxes)
+    for a, b in zip(starts, starts[1:]):
+        labels += [str(k + 1) for k in range(b - a)]
+        ax_ratio.text((a + b - 1) / 2, -0.2, f"stage {stages[a]}", transform=below,
+                      ha="center", va="top", fontsize=9)
+        if a:
+            for ax in (ax_rate, ax_ratio):
+                ax.axvline(a - 0.5, color="gray", linewidth=0.8)
+    ax_ratio.set_xticks(x)
+    ax_ratio.set_xticklabels(labels, fontsize=8)
+    ax_ratio.set_xlim(-0.6, n - 0.4)
+    ax_ratio.set_xlabel("block", fontsize=8, labelpad=1)
+    ax_ratio.xaxis.set_label_coords(-0.02, -0.08, transform=ax_ratio.transAxes)
+    ax_ratio.xaxis.label.set_horizontalalignment("right")
     if title:
-        fig.suptitle(title, y=0.02, va="bottom", fontsize=8)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.9))
-    with atomic.writing(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+        fig.suptitle(title)
+    return fig
 
 
-def write_figure_of_network(net, out_dir):
+def plot(layers, path, title=""):
+    """rates_figure as a PNG at `path`."""
+    return save_figure(rates_figure(layers, title), path)
+
+
+def write_figure_of_network(net, out_dir, title=""):
     """rates.png of a network in `out_dir` (training runs); nothing for non-ACmix models."""
     layers = from_network(net)
     if layers:
-        plot(layers, os.path.join(out_dir, "rates.png"))
+        plot(layers, os.path.join(out_dir, "rates.png"), title)
 
 
 def main(argv):
@@ -157,7 +183,7 @@ def main(argv):
                 {"checkpoint": os.path.abspath(args.checkpoint), "ema": args.ema,
                  "layers": layers, "stages": summary(layers)}, indent=1) + "\n")
         if args.png:
-            plot(layers, args.png, os.path.basename(args.checkpoint))
+            plot(layers, args.png, f"ACmix rates in {os.path.basename(args.checkpoint)}")
     except OSError as exc:
         raise RatesError(f"cannot write {exc.filename or 'the output'} "
                          f"({exc.strerror or exc})") from None
