@@ -2,6 +2,7 @@
 
     python train.py                       # ACmix-ResNet-tiny on the built-in digits data (CPU)
     python train.py --config configs/imagenet/acmix_resnet50.yaml --set data_dir=/data/imagenet
+    python train.py --config configs/digits/seg_acmix_resnet_tiny.yaml   # segmentation demo
 """
 import os
 import sys
@@ -41,8 +42,10 @@ def main(argv):
         cfg = cli.resolve_config(args, FLAGS)
     with working_directory(os.path.join(cfg["output_dir"], "runtime")):
         device = setup_runtime(cfg["device"])
-        best = Trainer(cfg, device, resume=resume, stop_after=args.stop_after).fit()
-    print(f"best val top-1 {best:.4f}; outputs in {cfg['output_dir']}", flush=True)
+        trainer = Trainer(cfg, device, resume=resume, stop_after=args.stop_after)
+        best = trainer.fit()
+    print(f"best val {trainer.task.best_label} {best:.4f}; outputs in {cfg['output_dir']}",
+          flush=True)
     return 0
 
 

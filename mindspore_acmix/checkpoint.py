@@ -115,6 +115,61 @@ def load_network_checkpoint(net, path, model=None, ema=False):
     return net
 
 
+# how a segmentor (or detector) names its backbone's parameters: backbone.<backbone name>
+BACKBONE_PREFIX = "backbone."
+
+
+def load_backbone_checkpoint(net, path, log=print):
+    """Load a classification checkpoint (ours, or one converted from the official PyTorch
+    code by `python -m mindspore_acmix.convert`) into `net`, a features_only backbone,
+    strictly: every backbone parameter must be in the file, with its shape; the entries the
+    dense backbone drops (the classifier and the family's classification-only parameters,
+    e.g. Swin's final norm, PVT's class token: `net.classification_only_params`) are
+    skipped and named in one `log` line; any other entry the backbone lacks is an error.
+    Only `net.dense_only_params` (e.g. Swin's output norms) may be absent: they keep their
+    initialisation. A dense model's checkpoint whose keys carry `backbone.` (a segmentor's)
+    loads its backbone entries, dense-only ones included. Training state (optimizer slots,
+    EMA copies, run metadata) is ignored. Returns `net`."""
+    if not getattr(net, "features_only", False):
+        raise CheckpointError(f"load_backbone_checkpoint needs a features_only backbone, got "
+                              f"{type(net).__name__} in classification mode (use "
+                              "load_network_checkpoint)")
+    source = f"checkpoint {os.fspath(path)}"
+    params = read_checkpoint(path)
+    if any(k.startswith(BACKBONE_PREFIX) for k in params):
+        params = {k[len(BACKBONE_PREFIX):]: v for k, v in params.items()
+                  if k.startswith(BACKBONE_PREFIX)}
+    net_params = {p.name: p for p in net.get_parameters()}
+    dense_only = set(net.dense_only_params)
+    dropped = set(net.classification_only_params)
+    classification_names = (set(net_params) - dense_only) | dropped
+    for name, p in net_params.items():
+        if name in params and tuple(params[name].shape) != tuple(p.shape):
+            raise CheckpointError(
+                f"{source} does not fit this backbone: parameter {name} has shape "
+                f"{tuple(params[name].shape)} there but {tuple(p.shape)} here (a checkpoint of "
+                "another architecture or size?)")
+    missing = set(net_params) - dense_only - set(params)
+    if missing:
+        raise CheckpointError(f"{source} lacks {len(missing)} parameters of this backbone: "
+                              f"{_first(missing)}")
+    unexpected = [k for k, v in params.items()
+                  if k not in net_params and k not in dropped
+                  and not is_training_state(k, v, classification_names)]
+    if unexpected:
+        raise CheckpointError(f"{source} holds {len(unexpected)} parameters this backbone "
+                              f"does not have: {_first(unexpected)}")
+    ms.load_param_into_net(net, {n: params[n] for n in net_params if n in params},
+                           strict_load=True)
+    skipped = sorted(dropped & set(params))
+    kept = sorted(dense_only - set(params))
+    log(f"backbone: loaded {len(net_params) - len(kept)} parameters from {source}"
+        + (f"; dropped (classification only): {', '.join(skipped)}" if skipped else "")
+        + (f"; left at their initialisation (dense mode only): {', '.join(kept)}"
+           if kept else ""))
+    return net
+
+
 def save_checkpoint_atomic(save_obj, path, append_dict=None):
     """Write a .ckpt (a Cell or a list of {"name", "data"} entries, plus scalar metadata) so
     that `path` only ever holds a complete file: a temporary file beside it, fsync, rename,

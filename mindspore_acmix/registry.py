@@ -9,7 +9,8 @@ point so that every registered model takes the keyword arguments timm's and Mind
 - `num_classes` (0: no classifier, pooled features out);
 - `in_chans`, or MindCV's `in_channels` (the same thing; both given must agree);
 - `features_only=True, out_indices=...`: the model's `set_features_only(out_indices)`, built
-  without a classifier;
+  without a classifier: its dense-prediction mode (any input size at or above the model's
+  `min_input_size`; see models/base.py);
 - everything else goes to the entry point (drop_rate, drop_path_rate, img_size, ...).
 
 The built network carries `default_cfg` (and timm's alias `pretrained_cfg`): the registered
@@ -51,6 +52,7 @@ def register_model(fn=None, *, default_cfg=None):
         if out_indices is not None and not features_only:
             raise ValueError("out_indices needs features_only=True")
         net = fn(num_classes=0 if features_only else num_classes, **kwargs)
+        net.model_label = name
         if default_cfg is not None:
             cfg = copy.deepcopy(default_cfg)
             cfg["num_classes"] = net.num_classes

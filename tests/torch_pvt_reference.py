@@ -4,7 +4,12 @@ State-dict names are PVT v1's (patch_embed1.proj, pos_embed1, block1.0.attn.kv, 
 so the comparison also checks that official PVT weights map onto ours. The ACmix part
 states the design of mindspore_acmix.models.pvt independently: k and v are brought back
 to full resolution with F.interpolate(mode="nearest"), the class token gets no
-convolution term.
+convolution term; where a map is not divisible by sr_ratio, the rows/columns the strided
+reduction dropped take the last reduced token's k, v (replicate padding).
+
+`forward_dense` is PVT v1's dense backbone (segmentation/pvt.py of the v1 branch): no class
+token, no final norm, position embeddings resized with F.interpolate(mode="bilinear") from
+the build grid, skipped when a stage has as many tokens as stage 1's table.
 """
 import torch
 import torch.nn as tnn
@@ -45,7 +50,9 @@ class Attention(tnn.Module):
         extra = n - h * w
         r = self.sr_ratio
         kv_map = kv[:, extra:].reshape(b, h // r, w // r, 2 * c).permute(0, 3, 1, 2)
-        kv_map = F.interpolate(kv_map, scale_factor=r, mode="nearest").permute(0, 2, 3, 1)
+        kv_map = F.interpolate(kv_map, scale_factor=r, mode="nearest")
+        kv_map = F.pad(kv_map, (0, w - kv_map.shape[3], 0, h - kv_map.shape[2]), mode="replicate")
+        kv_map = kv_map.permute(0, 2, 3, 1)
         qkv = torch.cat([q[:, extra:].reshape(b, h, w, c), kv_map], -1)
         f = self.fc(qkv.reshape(b, h * w, 3 * self.heads, self.d).permute(0, 2, 1, 3))
         f = f.permute(0, 3, 1, 2).reshape(b, 9 * self.d, h, w)
@@ -85,6 +92,7 @@ class PVT(tnn.Module):
             setattr(self, f"block{i + 1}", tnn.ModuleList(
                 Block(embed_dims[i], num_heads[i], mlp_ratios[i], sr_ratios[i], acmix)
                 for _ in range(depths[i])))
+        self.grids = [img_size // (patch_size * 2 ** i) for i in range(4)]
         self.norm = tnn.LayerNorm(embed_dims[3], eps=1e-6)
         self.cls_token = tnn.Parameter(0.02 * torch.randn(1, 1, embed_dims[3]))
         self.head = tnn.Linear(embed_dims[3], num_classes)
@@ -104,3 +112,22 @@ class PVT(tnn.Module):
             if i < 3:
                 x = x.reshape(b, h, w, -1).permute(0, 3, 1, 2)
         return self.head(self.norm(x)[:, 0])
+
+    def forward_dense(self, x):
+        b, outs = x.shape[0], []
+        for i in range(4):
+            pe = getattr(self, f"patch_embed{i + 1}")
+            x = pe.proj(x)
+            h, w = x.shape[2:]
+            x = pe.norm(x.flatten(2).transpose(1, 2))
+            pos = getattr(self, f"pos_embed{i + 1}")[:, (i == 3):]
+            if h * w != self.grids[0] ** 2:  # PVT's test: stage 1's token count
+                g = self.grids[i]
+                pos = F.interpolate(pos.reshape(1, g, g, -1).permute(0, 3, 1, 2), size=(h, w),
+                                    mode="bilinear").reshape(1, -1, h * w).permute(0, 2, 1)
+            x = x + pos
+            for blk in getattr(self, f"block{i + 1}"):
+                x = blk(x, h, w)
+            x = x.reshape(b, h, w, -1).permute(0, 3, 1, 2)
+            outs.append(x)
+        return outs

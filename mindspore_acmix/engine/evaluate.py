@@ -41,3 +41,57 @@ def batch_metrics(logits, labels):
     log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
     return np.array([(topk[:, 0] == labels).sum(), (topk == labels[:, None]).any(1).sum(),
                      -log_probs[np.arange(len(labels)), labels].sum(), len(labels)], np.float64)
+
+
+# validation images whose input, ground truth and prediction predictions.png shows
+NUM_EXAMPLES = 4
+
+
+class SegmentationEvaluator:
+    """mIoU, mAcc, aAcc and per-class IoU / Acc of a segmentor over a split, from one
+    confusion matrix summed over every image and every rank (metrics.SegmentationMetric),
+    with the config's inference mode (whole or slide, optional flip); predictions are
+    resized to each label's size before the argmax, as mmsegmentation's rescale. A batch
+    shorter than batch_size is padded, so whole mode compiles one shape per image size.
+    Also returns the first NUM_EXAMPLES (image, label, prediction) of rank 0's share."""
+
+    def __init__(self, net, split, world):
+        from ..segmentation import SegInferencer
+
+        cfg = split.cfg
+        self.net, self.split, self.world, self.cfg = net, split, world, cfg
+        self.inferencer = SegInferencer(net, mode=cfg["test_mode"],
+                                        crop=tuple(cfg["crop_size"]),
+                                        stride=tuple(cfg["test_stride"]),
+                                        flip=cfg["test_flip"], num_classes=cfg["num_classes"])
+
+    def run(self, epoch=0):
+        from ..metrics import SegmentationMetric
+
+        self.net.set_train(False)
+        cfg = self.cfg
+        metric = SegmentationMetric(cfg["num_classes"], cfg["ignore_index"])
+        examples, seen, bs = [], 0, cfg["batch_size"]
+        for images, labels, _ in self.split.eval_batches():
+            n = len(labels)
+            if n < bs:
+                images = np.concatenate([images, np.zeros((bs - n,) + images.shape[1:],
+                                                          images.dtype)])
+            preds = self._predict(images, labels)
+            for image, label, pred in zip(images, labels, preds):
+                metric.update(pred, label)
+                if len(examples) < NUM_EXAMPLES:
+                    examples.append((image, label, pred))
+            seen += n
+        # one all-reduce of the confusion matrix and the image count
+        total = all_reduce_sum(np.append(metric.confusion.ravel(), seen), self.world).round()
+        metric.confusion = total[:-1].astype(np.int64).reshape(metric.confusion.shape)
+        result = metric.compute()
+        result.update(num_samples=int(total[-1]), examples=examples,
+                      skipped_images=self.split.num_samples - int(total[-1]))
+        return result
+
+    def _predict(self, images, labels):
+        """Class maps of the batch's images at their labels' size (one size a batch)."""
+        scores = self.inferencer(images, out_size=labels[0].shape)
+        return list(scores[:len(labels)].argmax(1))

@@ -43,6 +43,21 @@ def lr_schedule(cfg, steps_per_epoch, world):
     return lrs.astype(np.float32)
 
 
+def poly_schedule(cfg, world):
+    """Per-iteration learning rates of an iteration-based run (mmcv's poly policy with linear
+    warm-up): lr_t = (peak - min_lr) * (1 - t / max_iters) ** poly_power + min_lr, and during
+    the first warmup_iters the warm-up factor 1 - (1 - t / warmup_iters) * (1 -
+    warmup_start_factor) multiplies it (mmcv scales the decayed rate, not the peak)."""
+    peak, total = scaled_lr(cfg, world), cfg["max_iters"]
+    t = np.arange(total, dtype=np.float64)
+    lrs = (peak - cfg["min_lr"]) * (1 - t / total) ** cfg["poly_power"] + cfg["min_lr"]
+    warmup = cfg["warmup_iters"]
+    if warmup:
+        factor = 1 - (1 - t[:warmup] / warmup) * (1 - cfg["warmup_start_factor"])
+        lrs[:warmup] *= factor
+    return lrs.astype(np.float32)
+
+
 def no_decay_names(net):
     """The model's no_weight_decay() (also through AMP's output-cast wrapper); the shared
     rule of models.base for a network without one."""
@@ -52,9 +67,12 @@ def no_decay_names(net):
     return no_weight_decay_names(net)
 
 
-def param_groups(net, weight_decay):
+def param_groups(net, weight_decay, no_decay_keys=None):
+    """Decay and no-decay groups: the model's rule (no_decay_names), or with `no_decay_keys`
+    (a recipe's mmcv custom_keys) every parameter whose name holds one of them."""
     params = net.trainable_params()
-    skip = no_decay_names(net)
+    skip = (no_decay_names(net) if no_decay_keys is None
+            else {p.name for p in params if any(k in p.name for k in no_decay_keys)})
     decay = [p for p in params if p.name not in skip]
     no_decay = [p for p in params if p.name in skip]
     return [{"params": decay, "weight_decay": weight_decay},
@@ -63,7 +81,7 @@ def param_groups(net, weight_decay):
 
 
 def build_optimizer(cfg, net, lrs):
-    groups = param_groups(net, cfg["weight_decay"])
+    groups = param_groups(net, cfg["weight_decay"], cfg.get("no_decay_keys"))
     lr = Tensor(lrs)
     if cfg["optimizer"] == "adamw":
         return nn.AdamWeightDecay(groups, learning_rate=lr, beta1=cfg["betas"][0],

@@ -5,6 +5,7 @@ import sys
 import time
 
 from .. import atomic
+from .tasks import ClassificationTask
 
 
 class Progress:
@@ -18,8 +19,9 @@ class Progress:
     or before any, the validation images at three times the training rate (a forward pass
     is about a third of a training step)."""
 
-    def __init__(self, cfg, steps_per_epoch, world, log=print, val_samples=0):
+    def __init__(self, cfg, steps_per_epoch, world, log=print, val_samples=0, task=None):
         self.cfg, self.steps, self.world, self.log = cfg, steps_per_epoch, world, log
+        self.task = task or ClassificationTask(cfg)
         self.val_samples = val_samples
         self.tty = sys.stdout.isatty()
         self.start, self.start_step = None, 0
@@ -36,7 +38,7 @@ class Progress:
             self.begin()
         images = (step - self.start_step) * self.cfg["batch_size"] * self.world
         self.rate = images / max(now - self.start, 1e-9) if images > 0 else 0.0
-        line = (f"epoch {epoch + 1}/{self.cfg['epochs']} step {step}/{self.steps} "
+        line = (f"{self.task.where(epoch, step, self.steps)} "
                 f"loss {loss:.4f} lr {lr:.3e} {self.rate:.1f} img/s ETA "
                 f"{format_seconds(self.eta(epoch, step)) if self.rate else '-'}")
         if self.tty:
@@ -46,21 +48,18 @@ class Progress:
 
     def eta(self, epoch, step):
         """Seconds left after `step` of `epoch` (0-based epoch, 1-based step)."""
-        steps_left = (self.cfg["epochs"] - epoch - 1) * self.steps + (self.steps - step)
+        steps_left = (self.task.periods - epoch - 1) * self.steps + (self.steps - step)
         train = steps_left * self.cfg["batch_size"] * self.world / self.rate
         val = self.val_seconds
         if val is None:
             val = self.val_samples / (3 * self.rate)
-        return train + (self.cfg["epochs"] - epoch) * val
+        return train + (self.task.periods - epoch) * val
 
     def end_epoch(self, record):
         self.val_seconds = record["val_time_s"]
         if self.tty:
             print()
-        self.log(f"epoch {record['epoch']}/{self.cfg['epochs']}: train loss "
-                 f"{record['train_loss']:.4f}, val top-1 {record['val_top1']:.4f}, top-5 "
-                 f"{record['val_top5']:.4f}, loss {record['val_loss']:.4f} "
-                 f"({record['epoch_time_s']:.1f} s)")
+        self.log(self.task.summary(record))
 
 
 def format_seconds(seconds):
@@ -69,11 +68,14 @@ def format_seconds(seconds):
 
 
 class MetricsLog:
-    """Per-epoch records in metrics.jsonl (one JSON object a line) and curves.png."""
+    """Per-period records in metrics.jsonl (one JSON object a line, counted by the task's
+    period_key: epoch or iter) and curves.png."""
 
-    def __init__(self, out):
+    def __init__(self, out, task=None):
         self.path = os.path.join(out, "metrics.jsonl")
         self.plot_path = os.path.join(out, "curves.png")
+        self.task = task or ClassificationTask(None)
+        self.key = self.task.period_key
 
     def records(self):
         if not os.path.exists(self.path):
@@ -85,13 +87,13 @@ class MetricsLog:
                     record = json.loads(line)
                 except ValueError:  # a line mangled by hand or by an older writer: dropped
                     continue
-                if isinstance(record, dict) and isinstance(record.get("epoch"), int):
+                if isinstance(record, dict) and isinstance(record.get(self.key), int):
                     records.append(record)
         return records
 
     def append(self, record):
-        # a resumed run rewrites the epochs it repeats, so the file holds each epoch once
-        kept = [r for r in self.records() if r["epoch"] < record["epoch"]] + [record]
+        # a resumed run rewrites the periods it repeats, so the file holds each one once
+        kept = [r for r in self.records() if r[self.key] < record[self.key]] + [record]
         atomic.write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self.plot(kept)
 
@@ -100,17 +102,18 @@ class MetricsLog:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        epochs = [r["epoch"] for r in records]
+        xs = [r[self.key] for r in records]
+        losses, scores, score_label = self.task.curves(records)
         fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-        ax_loss.plot(epochs, [r["train_loss"] for r in records], "o-", label="train")
-        ax_loss.plot(epochs, [r["val_loss"] for r in records], "s-", label="val")
-        ax_loss.set_xlabel("epoch")
+        for (label, values), marker in zip(losses, ("o-", "s-")):
+            ax_loss.plot(xs, values, marker, label=label)
+        ax_loss.set_xlabel(self.key)
         ax_loss.set_ylabel("loss")
         ax_loss.legend()
-        ax_acc.plot(epochs, [r["val_top1"] for r in records], "o-", label="val top-1")
-        ax_acc.plot(epochs, [r["val_top5"] for r in records], "s-", label="val top-5")
-        ax_acc.set_xlabel("epoch")
-        ax_acc.set_ylabel("accuracy")
+        for (label, values), marker in zip(scores, ("o-", "s-", "^-")):
+            ax_acc.plot(xs, values, marker, label=label)
+        ax_acc.set_xlabel(self.key)
+        ax_acc.set_ylabel(score_label)
         ax_acc.set_ylim(0, 1)
         ax_acc.legend()
         fig.tight_layout()

@@ -13,14 +13,19 @@ from .distributed import describe_world_change
 from .ema import ema_weights
 from .optim import optimizer_state, scaled_lr
 from .rundir import epoch_checkpoints, newest_valid_checkpoint
+from .tasks import ClassificationTask
 
 
 class RunState:
     """The state of one training run, saved at each epoch's end and restored by resume."""
 
-    def __init__(self, cfg, net, opt, scaler, ema, world, steps_per_epoch, out, log=print):
+    def __init__(self, cfg, net, opt, scaler, ema, world, steps_per_epoch, out, log=print,
+                 task=None):
         self.cfg, self.net, self.opt, self.scaler, self.ema = cfg, net, opt, scaler, ema
         self.world, self.steps_per_epoch, self.out, self.log = world, steps_per_epoch, out, log
+        self.task = task or ClassificationTask(cfg)
+        # the best value of the task's metric: best_top1 (classification), best_mIoU
+        self.best_name = f"best_{self.task.best_key}"
 
     def _scaler_state(self):
         """The dynamic loss scale and its counter (AMP): saved so a resumed run goes on with
@@ -41,8 +46,9 @@ class RunState:
 
     def save(self, epoch, best, improved):
         """epoch_NNNN.ckpt, copied to last.ckpt (and best.ckpt when `improved`); older epoch
-        files beyond keep_checkpoints removed. Call on rank 0 only."""
-        meta = {"epoch": epoch, "best_top1": float(best), "model": self.cfg["model"],
+        files beyond keep_checkpoints removed. Call on rank 0 only. `epoch` counts periods:
+        epochs, or evaluation intervals of an iteration-based run."""
+        meta = {"epoch": epoch, self.best_name: float(best), "model": self.cfg["model"],
                 "num_classes": self.cfg["num_classes"], **self.run_shape()}
         path = save_checkpoint_atomic(self.entries(),
                                       os.path.join(self.out, f"epoch_{epoch:04d}.ckpt"), meta)
@@ -54,7 +60,8 @@ class RunState:
 
     def resume(self, resume):
         """Restore the run from `resume` (a path, or "auto": the newest valid checkpoint in
-        the output dir). Returns (epochs done, best metric), or None when "auto" finds none."""
+        the output dir). Returns (periods done, best metric), or None when "auto" finds
+        none."""
         path = resume if resume != "auto" else newest_valid_checkpoint(self.out, self.log)
         if path is None:
             self.log(f"resume auto: no checkpoint in {self.out}, starting from scratch")
@@ -76,9 +83,9 @@ class RunState:
             p.set_data(Tensor(params[p.name].asnumpy(), p.dtype))
         self._resume_ema(params, path)
         done = int(params["epoch"].asnumpy())
-        best = float(params["best_top1"].asnumpy()) if "best_top1" in params else -1.0
+        best = float(params[self.best_name].asnumpy()) if self.best_name in params else -1.0
         self._adapt_to_run_shape(params, done)
-        self.log(f"resumed from {path}: {done} of {self.cfg['epochs']} epochs done")
+        self.log(f"resumed from {path}: {self.task.done(done)}")
         return done, best
 
     def _resume_ema(self, params, path):
@@ -106,5 +113,5 @@ class RunState:
         if len(saved) < len(now) or all(saved[k] == now[k] for k in shape):
             return
         self.log(describe_world_change(saved, now))
-        updates = updates_per_epoch(self.steps_per_epoch, self.cfg["accumulate_steps"])
+        updates = updates_per_epoch(self.steps_per_epoch, self.cfg.get("accumulate_steps", 1))
         self.opt.global_step.set_data(Tensor(np.array([done * updates], np.int32)))

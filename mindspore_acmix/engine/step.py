@@ -39,7 +39,7 @@ class TrainStep(nn.Cell):
         self.ema = None  # engine/ema.py, set by the Trainer
 
     def forward(self, x, y):
-        loss = self.loss_fn(self.net(x).astype(ms.float32), y)
+        loss = self.loss_fn(self.net(x), y)  # the loss computes in float32 (engine/tasks.py)
         if self.scaler is not None:
             loss = self.scaler.scale(loss)
         return loss

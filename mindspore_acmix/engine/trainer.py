@@ -1,32 +1,32 @@
 """The training loop: builds a run from a resolved config (network, data, optimizer, step,
-evaluation, checkpoints) and runs its epochs. The pieces live beside it: step.py (the device
-step: AMP, overflow, gradient mean), evaluate.py, state.py (checkpoints and resume),
-rundir.py (the output directory's lock and checkpoint discovery)."""
+evaluation, checkpoints) and runs its periods (epochs of classification, evaluation intervals
+of segmentation). The pieces live beside it: tasks.py (what differs between tasks: network,
+data, loss, schedule, metrics), step.py (the device step: AMP, overflow, gradient mean),
+evaluate.py, state.py (checkpoints and resume), rundir.py (the output directory's lock and
+checkpoint discovery)."""
 import math
 import os
 import time
 
 import numpy as np
 import mindspore as ms
-from mindspore import nn, ops
+from mindspore import ops
 
 from .. import config as config_lib
-from ..data.pipeline import ImageFolderSplit, check_same_classes
 from ..layers.placement import describe_implementations
 from ..runtime import jit_level
 from ..tools.rates import write_figure_of_network
 from .accumulate import GradAccumulator, updates_per_epoch
-from .build import build_network
 from .distributed import all_gather, all_reduce_sum, init_distributed, step_key
 from .ema import EMA
 from .errors import Interrupted, TrainingError
-from .evaluate import Evaluator
-from .optim import MAX_WARMUP_FRACTION, build_optimizer, lr_schedule, warmup_steps
+from .optim import build_optimizer
 from .report import MetricsLog, Progress
 from .rundir import OutputDirLock, refuse_to_overwrite
 from .state import RunState
 from .step import TrainStep, resolve_amp
 from .sync_bn import check_sync_bn, convert_sync_batchnorm
+from .tasks import make_task
 
 # Under dynamic loss scaling a step with non-finite gradients is skipped and the scale
 # halved; this many in a row (scale divided by 2**50) means the model itself has diverged.
@@ -34,7 +34,7 @@ MAX_CONSECUTIVE_OVERFLOWS = 50
 
 
 class Trainer:
-    """Builds everything from a resolved config and runs the epochs."""
+    """Builds everything from a resolved config and runs the periods of its task."""
 
     def __init__(self, cfg, device, resume=None, stop_after=None, log=print):
         self.cfg, self.device, self.log = cfg, device, log
@@ -44,6 +44,7 @@ class Trainer:
             log(f"rank {self.rank} of {self.world}, pid {os.getpid()}")
         self.out = os.path.abspath(cfg["output_dir"])
         self.amp = resolve_amp(cfg, device)
+        self.task = make_task(cfg, self.rank, self.world, log)
         if not resume:
             refuse_to_overwrite(self.out)
         self.lock = OutputDirLock(self.out, log) if self.rank == 0 else None
@@ -56,38 +57,32 @@ class Trainer:
     def _build(self, resume):
         cfg = self.cfg
         ms.set_seed(cfg["seed"])  # identical initial weights on every rank
-        self.net = build_network(cfg)
+        self.net = self.task.build_network()
         if cfg["sync_bn"] and check_sync_bn(self.device, self.world, self.log):
             convert_sync_batchnorm(self.net)
         if self.amp != "O0":
             self.net = ms.amp.auto_mixed_precision(self.net, self.amp)
-        self.train_split = ImageFolderSplit(cfg, "train", self.rank, self.world)
-        self.val_split = ImageFolderSplit(cfg, "val", self.rank, self.world)
+        self.train_split, self.val_split = self.task.splits()
         self.steps_per_epoch = self.train_split.steps_per_epoch
-        check_same_classes(self.train_split, self.val_split)
         for line in self.train_split.warnings() + self.val_split.warnings():
             if self.rank == 0:
                 self.log(line)
-        updates = updates_per_epoch(self.steps_per_epoch, cfg["accumulate_steps"])
-        self.lrs = lr_schedule(cfg, updates, self.world)
-        warmup, capped = warmup_steps(cfg, updates)
-        if capped and self.rank == 0:
-            self.log(f"warm-up shortened to {warmup} step(s) ({warmup / updates:.2g}"
-                     f" epochs): warmup_epochs {cfg['warmup_epochs']:g} is more than "
-                     f"{MAX_WARMUP_FRACTION:.0%} of this {cfg['epochs']}-epoch run")
+        accumulate = cfg.get("accumulate_steps", 1)  # keys of classification only
+        updates = updates_per_epoch(self.steps_per_epoch, accumulate)
+        self.lrs = self.task.lr_schedule(updates)
         self.opt = build_optimizer(cfg, self.net, self.lrs)
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
-        self.train_step = TrainStep(self.net, loss_fn, self.opt, self.world,
+        self.train_step = TrainStep(self.net, self.task.loss_fn(), self.opt, self.world,
                                     cfg["clip_grad_norm"], self.amp != "O0")
-        if cfg["accumulate_steps"] > 1:
+        if accumulate > 1:
             self.train_step.accumulator = GradAccumulator(
-                self.opt.parameters, cfg["accumulate_steps"], self.steps_per_epoch)
-        self.ema = self.train_step.ema = EMA(self.net, cfg["ema_decay"]) if cfg["ema"] else None
+                self.opt.parameters, accumulate, self.steps_per_epoch)
+        self.ema = self.train_step.ema = (EMA(self.net, cfg["ema_decay"]) if cfg.get("ema")
+                                          else None)
         self.step = ms.jit(self.train_step, jit_level=jit_level())
-        self.evaluator = Evaluator(self.net, self.val_split, self.world)
+        self.evaluator = self.task.evaluator(self.net, self.val_split)
         self.state = RunState(cfg, self.net, self.opt, self.train_step.scaler, self.ema,
-                              self.world, self.steps_per_epoch, self.out, self.log)
-        self.start_epoch, self.best_top1 = 0, -1.0
+                              self.world, self.steps_per_epoch, self.out, self.log, self.task)
+        self.start_epoch, self.best = 0, -1.0
         self.saved_epoch = 0  # the last epoch whose checkpoint is written
         if self.rank == 0:
             os.makedirs(self.out, exist_ok=True)
@@ -95,7 +90,7 @@ class Trainer:
         if resume:
             restored = self.state.resume(resume)
             if restored is not None:
-                self.start_epoch, self.best_top1 = restored
+                self.start_epoch, self.best = restored
 
     # ---------------------------------------------------------------- loops
     def train_epoch(self, epoch, progress):
@@ -126,7 +121,7 @@ class Trainer:
         good = []
         for n, loss, overflow in zip(range(last_step - len(window) + 1, last_step + 1),
                                      losses, overflows):
-            where = f"epoch {epoch + 1}, step {n}"
+            where = self.task.at(epoch, n, self.steps_per_epoch)
             if overflow:  # dynamic loss scaling skipped this update on every rank
                 tally.overflows += 1
                 if tally.overflows >= MAX_CONSECUTIVE_OVERFLOWS:
@@ -166,7 +161,8 @@ class Trainer:
         return float(self.lrs[min(max(done - 1, 0), len(self.lrs) - 1)])
 
     def fit(self):
-        """Run the remaining epochs; returns the best val top-1. Releases the output dir.
+        """Run the remaining periods; returns the best value of the task's metric (val top-1,
+        val mIoU). Releases the output dir.
         Interrupted (Ctrl-C, SIGTERM) says where the run stopped and how to continue it."""
         try:
             return self._fit()
@@ -177,11 +173,11 @@ class Trainer:
 
     def where_stopped(self):
         done = self.saved_epoch
-        where = f"in epoch {done + 1} of {self.cfg['epochs']}"
+        where = self.task.within(done)
         if done == 0:
             return f"{where}, before any checkpoint; start it again with the same command"
-        return (f"{where}; epoch {done} is saved in {self.out}: continue with python train.py "
-                f"--resume auto --output-dir {self.out}")
+        return (f"{where}; {self.task.period_name(done)} is saved in {self.out}: continue with "
+                f"python train.py --resume auto --output-dir {self.out}")
 
     def close(self):
         if self.lock is not None:
@@ -189,62 +185,64 @@ class Trainer:
 
     def _fit(self):
         cfg = self.cfg
-        if self.start_epoch >= cfg["epochs"]:
-            self.log(f"all {cfg['epochs']} epochs are already done in {self.out}")
-            return self.best_top1
+        task = self.task
+        if self.start_epoch >= task.periods:
+            self.log(f"all {task.total()} are already done in {self.out}")
+            return self.best
         self.saved_epoch = self.start_epoch
-        metrics_log = MetricsLog(self.out) if self.rank == 0 else None
+        metrics_log = MetricsLog(self.out, task) if self.rank == 0 else None
         progress = Progress(cfg, self.steps_per_epoch, self.world, self.log,
-                            self.val_split.num_samples)
+                            self.val_split.num_samples, task)
         self.log(f"training {cfg['model']} on {self.device} ({self.world} device(s), amp "
                  f"{self.amp}, {describe_implementations(self.net)}): "
                  f"{self.train_split.num_samples} train / "
-                 f"{self.val_split.num_samples} val images, {self.steps_per_epoch} steps per "
-                 f"epoch, epochs {self.start_epoch + 1}..{cfg['epochs']}")
+                 f"{self.val_split.num_samples} val images, "
+                 f"{task.plan(self.start_epoch, self.steps_per_epoch)}")
         done_this_run = 0
-        for epoch in range(self.start_epoch, cfg["epochs"]):
+        for epoch in range(self.start_epoch, task.periods):
             start = time.time()
             train_loss, seen, skipped = self.train_epoch(epoch, progress)
             train_time = time.time() - start
             metrics = self.evaluator.run(epoch)
             val_time = time.time() - start - train_time
-            self.best_top1 = max(self.best_top1, metrics["top1"])
+            improved = metrics[task.best_key] >= self.best
+            self.best = max(self.best, metrics[task.best_key])
             self.check_ranks_in_sync()
-            record = {"epoch": epoch + 1, "train_loss": train_loss, "val_top1": metrics["top1"],
-                      "val_top5": metrics["top5"], "val_loss": metrics["loss"],
-                      "val_samples": metrics["num_samples"],
+            counter = task.counter(epoch, self.steps_per_epoch)
+            record = {task.period_key: counter, "train_loss": train_loss,
+                      **task.record(metrics), "val_samples": metrics["num_samples"],
                       "lr": self.current_lr(),
                       # the live line's figure: throughput after the epoch's first step
                       "images_per_s": progress.rate or seen * self.world / max(train_time, 1e-9),
                       "train_time_s": train_time, "val_time_s": val_time,
-                      "epoch_time_s": time.time() - start, "skipped_images": skipped,
+                      task.time_key: time.time() - start, "skipped_images": skipped,
                       "val_skipped_images": metrics["skipped_images"]}
             progress.end_epoch(record)
             record.update(self._evaluate_ema(epoch))
             if skipped or metrics["skipped_images"]:
-                self.log(f"epoch {epoch + 1}: skipped {skipped} unreadable train and "
-                         f"{metrics['skipped_images']} val image(s) (python -m "
-                         "mindspore_acmix.data.image_check FOLDER lists them)")
+                self.log(f"{task.period_name(epoch + 1)}: skipped {skipped} "
+                         + task.bad_data.format(val=metrics["skipped_images"]))
             # metrics first: a kill between the two leaves a record that the resumed run
             # rewrites, never a checkpoint whose epoch has no record
             try:
                 if metrics_log is not None:
                     metrics_log.append(record)
                     write_figure_of_network(self.net, self.out)  # rates.png of ACmix models
+                    task.after_evaluation(metrics, self.out, counter)
                 if self.rank == 0:
-                    self.state.save(epoch + 1, self.best_top1,
-                                    improved=metrics["top1"] >= self.best_top1)
+                    self.state.save(epoch + 1, self.best, improved=improved)
                 self.saved_epoch = epoch + 1
             except OSError as exc:  # disk full, quota, permissions: say so, keep what is there
-                raise TrainingError(f"could not write epoch {epoch + 1}'s outputs in {self.out} "
+                raise TrainingError(f"could not write {task.period_name(epoch + 1)}'s outputs in "
+                                    f"{self.out} "
                                     f"({exc.strerror or exc}); the files already there are "
                                     "intact") from None
             done_this_run += 1
             if self.stop_after is not None and done_this_run >= self.stop_after:
-                self.log(f"stopping after {done_this_run} epoch(s) as asked; resume with "
-                         f"--resume auto --output-dir {cfg['output_dir']}")
+                self.log(f"stopping after {done_this_run} {task.period_plural} as asked; "
+                         f"resume with --resume auto --output-dir {cfg['output_dir']}")
                 break
-        return self.best_top1
+        return self.best
 
     def check_ranks_in_sync(self):
         """Data parallelism must keep the trainable weights identical on every rank; a

@@ -17,6 +17,11 @@ A family gets all of them by doing two things (ResNet, Swin and PVT are the exam
    classifier, what default_cfg calls `classifier`), `classifier_init` ("default" or
    "trunc_normal" for transformer heads), `no_weight_decay_keywords` (parameter-name
    fragments that take no weight decay besides every 0-/1-D parameter).
+   Dense-prediction mode (what `features_only=True` switches on): `forward_intermediates`
+   must take any H, W at or above `min_input_size` (default 1: set it in `__init__` when a
+   layer needs more, e.g. a reflection padding); a family whose classification path is
+   tied to its build size (Swin's windows, PVT's position tables) overrides
+   `_enter_dense_mode()` to become what its official dense-prediction backbone is.
 
 2. Its entry points are registered with `@register_model(default_cfg=model_cfg(...))`
    (mindspore_acmix.registry): the registry then accepts `pretrained`, `in_chans` /
@@ -24,8 +29,11 @@ A family gets all of them by doing two things (ResNet, Swin and PVT are the exam
 
 In return the model has `forward_head(x, pre_logits=False)`, `get_classifier()`,
 `reset_classifier(num_classes)`, `no_weight_decay()` (full parameter names, used by
-engine/optim.py) and `set_features_only(out_indices)` (what `features_only=True` calls).
-Parameter names are the family's own: nothing here adds a prefix.
+engine/optim.py) and `set_features_only(out_indices)` (what `features_only=True` calls: the
+dense-prediction mode, whose input-size check names `min_input_size`, and whose
+`classification_only_params` / `dense_only_params` let checkpoint.load_backbone_checkpoint
+load a classification checkpoint strictly). Parameter names are the family's own: nothing
+here adds a prefix.
 """
 import copy
 import time
@@ -89,12 +97,19 @@ def no_weight_decay_names(cell, keywords=POSITION_KEYWORDS):
             if p.ndim <= 1 or any(k in p.name for k in keywords)}
 
 
+def min_size_pair(value):
+    """(h, w) of a min_input_size given as an int or a pair."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
 class Backbone(nn.Cell):
     """Base of every model family: see the module docstring for the contract."""
 
     classifier_name = "head"
     classifier_init = "default"
     no_weight_decay_keywords = POSITION_KEYWORDS
+    # smallest H and W (an int or (h, w)) that forward_intermediates takes in dense mode
+    min_input_size = 1
 
     def _init_head(self, num_features, num_classes, drop_rate=0.0):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
@@ -105,6 +120,7 @@ class Backbone(nn.Cell):
             raise ValueError(f"drop_rate must be a probability in [0, 1), got {drop_rate!r}")
         self.num_features = num_features
         self.features_only = False
+        self.model_label = type(self).__name__  # errors name the model (the registry: by name)
         self.out_indices = ()
         self.head_drop = nn.Dropout(p=float(drop_rate)) if drop_rate > 0 else nn.Identity()
         self._set_classifier(num_classes)
@@ -146,8 +162,18 @@ class Backbone(nn.Cell):
 
     def construct(self, x):
         if self.features_only:
+            self.check_input_size(x)
             return self.forward_intermediates(x)
         return self.forward_head(self.forward_features(x))
+
+    def check_input_size(self, x):
+        """One clear error for an input that is not (B, C, H, W) with H, W at or above
+        min_input_size (a compile-time check in graph mode: shapes are static)."""
+        min_h, min_w = min_size_pair(self.min_input_size)
+        if x.ndim != 4 or x.shape[2] < min_h or x.shape[3] < min_w:
+            raise ValueError(f"{self.model_label} (features_only) takes (B, C, H, W) inputs of "
+                             f"at least {min_h}x{min_w} pixels (its min_input_size), got "
+                             f"{x.shape}")
 
     # ------------------------------------------------------------------ weight decay
     def no_weight_decay(self):
@@ -172,7 +198,20 @@ class Backbone(nn.Cell):
         self.feature_info = FeatureInfo(self.all_feature_info[i] for i in indices)
         self.out_indices = indices
         self.features_only = True
+        before = {p.name for p in self.get_parameters()}
+        self._enter_dense_mode()
+        after = {p.name for p in self.get_parameters()}
+        # exact names, for load_backbone_checkpoint: what a classification checkpoint holds
+        # that this backbone drops (the classifier, never built here, and whatever the
+        # family removed), and what only the dense backbone has (left at its init)
+        classifier = [f"{self.classifier_name}.{n}" for n in ("weight", "bias")]
+        self.classification_only_params = tuple(sorted(before - after)) + tuple(classifier)
+        self.dense_only_params = tuple(sorted(after - before))
         return self
+
+    def _enter_dense_mode(self):
+        """Become the family's dense-prediction backbone (any input size at or above
+        min_input_size). Nothing to do for fully convolutional families."""
 
     @property
     def out_channels(self):

@@ -4,8 +4,11 @@ The plain models follow whai362/PVT (classification/pvt.py) with its module name
 (patch_embed1.proj, pos_embed1, block1.0.attn.q / kv / sr / norm, cls_token, norm,
 head), so official PVT v1 weights load with mindspore_acmix.convert. LayerNorm eps is
 1e-6 in the blocks and the final norm, 1e-5 in the patch embeddings and the
-spatial-reduction norm, as there. Unlike the official code the position embeddings are
-not interpolated: like Swin, a model is built for one img_size.
+spatial-reduction norm, as there. Classification takes the img_size the model was built
+for; dense-prediction mode (`features_only=True`) is PVT's dense backbone
+(segmentation/pvt.py of the v1 branch): any input size, the position embeddings
+resized bilinearly (align_corners=False) from the build grid to each stage's grid, no
+class token, no final norm, each stage's map as the output.
 
 No code of PVT-ACmix is public; the paper only says that ACmix replaces the attention
 and shares its projections between the two paths. The decisions left open, and taken
@@ -29,9 +32,9 @@ here (each against the paper's 13M / 2.0G and 25M / 3.9G):
 4. Every block of every stage is replaced, as in Swin-ACmix; everything else (depths,
    widths, heads, MLP ratios, SR ratios, position embeddings, class token in stage 4,
    init, drop path 0.1) is PVT v1's.
-5. A stage map must be divisible by its sr_ratio so that the upsampled k, v cover it
-   (always true for PVT's ratios 8/4/2/1 and an img_size divisible by 32); the plain
-   PVT has no such need.
+5. Where a stage map is not divisible by its sr_ratio (dense mode at other sizes), the
+   strided reduction drops the last rows/columns, as PVT's does; their k, v are those of
+   the nearest reduced token (the last one): the patch copy, edge-extended.
 """
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
@@ -45,6 +48,14 @@ from ..registry import register_model
 from .base import ACMIX_TABLE, Backbone, feature, model_cfg, paper
 
 NUM_STAGES = 4
+
+
+def repeat_last(x, axis, count):
+    """x with its last entry along `axis` appended `count` more times (edge padding)."""
+    if count == 0:
+        return x
+    last = ops.narrow(x, axis, x.shape[axis] - 1, 1)
+    return ops.concat((x,) + (last,) * count, axis)
 
 
 class PVTAttention(nn.Cell):
@@ -77,11 +88,10 @@ class PVTAttention(nn.Cell):
                                 has_bias=True)
             self.norm = layer_norm(dim)
 
-    def key_tokens(self, x):
+    def key_tokens(self, x, h, w):
         """The tokens keys and values are computed from: reduced when sr_ratio > 1."""
         if self.sr_ratio == 1:
             return x
-        h, w = self.resolution
         b, _, c = x.shape
         x = self.sr(x.transpose(0, 2, 1).reshape(b, c, h, w))
         return self.norm(x.reshape(b, c, -1).transpose(0, 2, 1))
@@ -96,8 +106,11 @@ class PVTAttention(nn.Cell):
         attn = self.attn_drop(ops.softmax(attn, -1))
         return self.proj(ops.matmul(attn, kv[1]).transpose(0, 2, 1, 3).reshape(b, n, c))
 
-    def construct(self, x):
-        return self.proj_drop(self.attend(self.q(x), self.kv(self.key_tokens(x))))
+    def construct(self, x, h=None, w=None):
+        """x: (B, [extra +] h*w, C); h, w default to the build resolution."""
+        if h is None:
+            h, w = self.resolution
+        return self.proj_drop(self.attend(self.q(x), self.kv(self.key_tokens(x, h, w))))
 
 
 class PVTAttentionACmix(TokenConvPath, PVTAttention):
@@ -108,27 +121,28 @@ class PVTAttentionACmix(TokenConvPath, PVTAttention):
                  attn_drop=0.0, proj_drop=0.0, sr_ratio=1):
         super().__init__(dim, num_heads, resolution, qkv_bias, qk_scale, attn_drop, proj_drop,
                          sr_ratio)
-        h, w = self.resolution
-        if h % sr_ratio or w % sr_ratio:
-            raise ValueError(f"the {h}x{w} token map must be divisible by sr_ratio {sr_ratio} "
-                             "for the convolution path to upsample the reduced keys/values")
         self._init_conv_path(dim, num_heads)
 
-    def full_resolution(self, kv):
-        """Nearest-neighbour upsampling of reduced (B, h/sr * w/sr, 2C) tokens to h*w."""
-        h, w = self.resolution
+    def full_resolution(self, kv, h, w):
+        """Reduced (B, h//sr * w//sr, 2C) tokens back to (B, h*w, 2C): each copied onto the
+        sr x sr patch it summarises; rows/columns the reduction dropped (h, w not divisible
+        by sr) repeat the last patch's."""
         r = self.sr_ratio
         b, _, c = kv.shape
-        kv = kv.reshape(b, h // r, 1, w // r, 1, c)
-        return ops.broadcast_to(kv, (b, h // r, r, w // r, r, c)).reshape(b, h * w, c)
+        hr, wr = h // r, w // r
+        kv = kv.reshape(b, hr, 1, wr, 1, c)
+        kv = ops.broadcast_to(kv, (b, hr, r, wr, r, c)).reshape(b, hr * r, wr * r, c)
+        kv = repeat_last(kv, 1, h - hr * r)
+        return repeat_last(kv, 2, w - wr * r).reshape(b, h * w, c)
 
-    def construct(self, x):
-        h, w = self.resolution
+    def construct(self, x, h=None, w=None):
+        if h is None:
+            h, w = self.resolution
         b, n, c = x.shape
-        q, kv = self.q(x), self.kv(self.key_tokens(x))
+        q, kv = self.q(x), self.kv(self.key_tokens(x, h, w))
         out_att = self.attend(q, kv)
         extra = n - h * w  # leading class token(s): attention only
-        kv_map = kv[:, extra:] if self.sr_ratio == 1 else self.full_resolution(kv)
+        kv_map = kv[:, extra:] if self.sr_ratio == 1 else self.full_resolution(kv, h, w)
         qkv = ops.concat((q[:, extra:], kv_map), -1)
         out_conv = self.conv_path(qkv, h, w).reshape(b, h * w, c)
         if extra > 0:
@@ -150,8 +164,8 @@ class Block(nn.Cell):
         self.norm2 = layer_norm(dim, 1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
 
-    def construct(self, x):
-        x = x + self.drop_path(self.attn(self.norm1(x)))
+    def construct(self, x, h=None, w=None):
+        x = x + self.drop_path(self.attn(self.norm1(x), h, w))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
@@ -166,9 +180,9 @@ class PyramidVisionTransformer(Backbone):
     """PVT v1 for a fixed input size; `acmix=True` gives PVT-ACmix.
 
     `drop_rate` is the official one (after the position embeddings, in the MLPs and
-    projections); the features of `features_only` are each stage's output as (B, C, H, W)
-    maps at reductions 4/8/16/32, stage 4's without the class token (and without the
-    final norm).
+    projections); `features_only` gives PVT's dense backbone (module docstring): any input
+    size at or above min_input_size (32 for PVT's sr_ratios), each stage's output as
+    (B, C, H, W) maps of floor(H / 4 / 2**i) x floor(W / 4 / 2**i), no class token.
     """
 
     classifier_init = "trunc_normal"
@@ -203,15 +217,12 @@ class PyramidVisionTransformer(Backbone):
         if img_size[0] % stride or img_size[1] % stride:
             raise ValueError(f"img_size {img_size} must be divisible by patch_size * 8 = "
                              f"{stride} (one patch embedding and three 2x2 ones)")
-        self.img_size, self.acmix = img_size, acmix
+        self.img_size, self.patch_size, self.acmix = img_size, patch_size, acmix
         self.resolutions = [(img_size[0] // (patch_size * 2 ** i),
                              img_size[1] // (patch_size * 2 ** i)) for i in range(NUM_STAGES)]
-        if acmix:
-            for i, ((h, w), r) in enumerate(zip(self.resolutions, sr_ratios)):
-                if h % r or w % r:
-                    raise ValueError(f"img_size {img_size} gives a {h}x{w} map at stage {i}, "
-                                     f"not divisible by sr_ratios[{i}] = {r}, which the ACmix "
-                                     "convolution path needs")
+        # stage i's map is floor(H / (patch_size * 2**i)) (unpadded strided embeddings); its
+        # spatial reduction (kernel = stride = sr_ratio, unpadded) needs at least sr_ratio
+        self.min_input_size = max(patch_size * 2 ** i * r for i, r in enumerate(sr_ratios))
         dpr = linspace(0.0, drop_path_rate, sum(depths))
         for i in range(NUM_STAGES):
             h, w = self.resolutions[i]
@@ -270,10 +281,48 @@ class PyramidVisionTransformer(Backbone):
     def pool_features(self, x):
         return x[:, 0]
 
+    def _enter_dense_mode(self):
+        """PVT's dense backbone has no class token and no final norm (pos_embed4 keeps its
+        class-token slot, unused, so that classification checkpoints load)."""
+        del self.cls_token
+        del self.norm
+
+    def resized_pos_embed(self, pos_embed, index, h, w):
+        """Stage `index`'s (1, tokens, C) position embedding resized bilinearly
+        (align_corners=False, as F.interpolate's default in PVT's dense code) from the build
+        grid to h x w. PVT skips the resize when a stage has as many tokens as stage 1 at
+        the build size; this compares the grid, which differs only where such a stage has
+        another shape (e.g. 49x64), and there PVT adds a table of the wrong grid."""
+        gh, gw = self.resolutions[index]
+        if (h, w) == (gh, gw):
+            return pos_embed
+        c = pos_embed.shape[2]
+        grid = pos_embed.reshape(1, gh, gw, c).transpose(0, 3, 1, 2)
+        grid = ops.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False)
+        return grid.reshape(1, c, h * w).transpose(0, 2, 1)
+
+    def _dense_stage(self, x, patch_embed, pos_embed, pos_drop, blocks, index):
+        """One stage of the dense backbone on a (B, C, H, W) map of any size."""
+        stride = self.patch_size if index == 0 else 2
+        h, w = x.shape[2] // stride, x.shape[3] // stride
+        x = patch_embed(x)
+        if index == NUM_STAGES - 1:
+            pos_embed = pos_embed[:, 1:]  # the class token's slot
+        x = pos_drop(x + self.resized_pos_embed(pos_embed, index, h, w))
+        for blk in blocks:
+            x = blk(x, h, w)
+        return x.reshape(x.shape[0], h, w, -1).transpose(0, 3, 1, 2)
+
     def forward_intermediates(self, x):
-        x1, x2, x3, x4 = self._stages(x)
-        h, w = self.resolutions[3]
-        x4 = x4[:, 1:].reshape(x4.shape[0], h, w, -1).transpose(0, 3, 1, 2)  # class token off
+        """Every stage's map in dense mode (any size at or above min_input_size)."""
+        x1 = self._dense_stage(x, self.patch_embed1, self.pos_embed1, self.pos_drop1,
+                               self.block1, 0)
+        x2 = self._dense_stage(x1, self.patch_embed2, self.pos_embed2, self.pos_drop2,
+                               self.block2, 1)
+        x3 = self._dense_stage(x2, self.patch_embed3, self.pos_embed3, self.pos_drop3,
+                               self.block3, 2)
+        x4 = self._dense_stage(x3, self.patch_embed4, self.pos_embed4, self.pos_drop4,
+                               self.block4, 3)
         return self.select_features((x1, x2, x3, x4))
 
 

@@ -62,6 +62,7 @@ class Bottleneck(nn.Cell):
         self.relu = nn.ReLU()
         self.downsample = downsample
         self.drop_path = DropPath(drop_path)
+        self.stride = stride
 
     def construct(self, x):
         identity = x
@@ -121,6 +122,7 @@ class ResNet(Backbone):
         stem = 1 if small_stem else 4
         self.feature_info = [feature(width * 2 ** i * Bottleneck.expansion, stem * 2 ** i,
                                      f"layer{i + 1}") for i in range(4)]
+        self.min_input_size = self._smallest_input(stem)
         self._init_head(8 * width * Bottleneck.expansion, num_classes, drop_rate)
         self._init_weights(zero_init_residual)
 
@@ -136,6 +138,19 @@ class ResNet(Backbone):
         cells += [Bottleneck(self.inplanes, planes, acmix=self.acmix, drop_path=next(drop_paths))
                   for _ in range(1, blocks)]
         return nn.SequentialCell(cells)
+
+    def _smallest_input(self, reduction):
+        """The smallest H (and W) every ACmix layer can take: every stride rounds up here
+        (torch-style padded convolutions and pools), so a layer fed at reduction r sees
+        ceil(H / r) pixels, which its reflection padding p needs to exceed (H >= r * p + 1).
+        Plain convolutions take any size."""
+        smallest = 1
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for block in layer:
+                if isinstance(block.conv2, ACmix):
+                    smallest = max(smallest, reduction * block.conv2.padding_att + 1)
+                reduction *= block.stride
+        return smallest
 
     def _init_weights(self, zero_init_residual):
         keep_shift = self.acmix is not None and self.acmix.get("dep_conv_init", "shift") == "shift"

@@ -124,6 +124,10 @@ class SAN(Backbone):
         self.avgpool = GlobalAvgPool2d()
         self.feature_info = [feature(width, 2 ** (i + 1), f"layer{i}")
                              for i, width in enumerate(widths)]
+        # stage i runs at floor(H / 2**(i+1)) (2x2 max-pools round down); its windows
+        # reflect-pad by kernel // 2, which needs a side of at least kernel // 2 + 1
+        self.min_input_size = max(2 ** (i + 1) * (getattr(self, f"layer{i}")[0].sam.padding + 1)
+                                  for i in range(NUM_STAGES))
         self._init_head(widths[-1], num_classes, drop_rate)
 
     def stage_outputs(self, x):

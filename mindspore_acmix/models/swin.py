@@ -13,6 +13,16 @@ Faithful to the official code, including its quirks:
   deletes it) and starts as shift kernels;
 - a stage whose map is not larger than the window uses one window of the map's size
   and no shift (stage 4 at 224: 7x7).
+
+Dense-prediction mode (`features_only=True`) is the official segmentation backbone
+(SwinTransformer/Swin-Transformer-Semantic-Segmentation, mmseg/models/backbones/
+swin_transformer.py) on the same parameters: any input size; the image zero-padded
+right/bottom to a multiple of the patch, every block's normed map to a multiple of the
+window (the shifted-window mask built for the padded size, the shift never disabled),
+PatchMerging padding an odd side by one; each output stage through its own LayerNorm
+(norm0..norm3, which exist only in this mode; the final `norm` and the classifier are
+dropped). The ACmix convolution path runs on the padded (in shifted blocks also rolled)
+map: it sits inside the attention cell, which sees what the official block hands it.
 """
 import numpy as np
 from mindspore import Parameter, Tensor, nn
@@ -23,6 +33,7 @@ from ..layers.transformer import (DropPath, Mlp, PatchEmbed, _probability,
                                   init_transformer_weights, layer_norm, linspace, trunc_normal_)
 from ..layers.window_attention import WindowAttention, WindowAttentionACmix, _pair
 from ..ops.roll import roll2d
+from ..ops.shift import pad_axis
 from ..registry import register_model
 from .base import ACMIX_TABLE, Backbone, feature, model_cfg, paper
 
@@ -40,6 +51,14 @@ def shifted_window_mask(h, w, window, shift):
     return np.where(win[:, None, :] != win[:, :, None], -100.0, 0.0).astype(np.float32)
 
 
+def pad_end(x, multiples, axes):
+    """Zero-pad `x` at the end of each of `axes` up to a multiple of its entry of
+    `multiples` (right/bottom, as the official segmentation backbone)."""
+    for axis, multiple in zip(axes, multiples):
+        x = pad_axis(x, axis, 0, -x.shape[axis] % multiple, fill="zero")
+    return x
+
+
 class PatchMerging(nn.Cell):
     """2x2 neighbours concatenated (in the official order x00, x10, x01, x11), normed,
     and reduced from 4C to 2C channels without bias."""
@@ -50,9 +69,15 @@ class PatchMerging(nn.Cell):
         self.reduction = nn.Dense(4 * dim, 2 * dim, has_bias=False)
         self.norm = layer_norm(4 * dim)
 
-    def construct(self, x):
-        h, w = self.input_resolution
+    def construct(self, x, h=None, w=None):
+        """x: (B, h*w, C); h, w default to the build resolution. An odd side is zero-padded
+        by one (the segmentation backbone's rule): the output is ceil(h/2) x ceil(w/2)."""
+        if h is None:
+            h, w = self.input_resolution
         b, _, c = x.shape
+        if h % 2 or w % 2:
+            x = pad_end(x.view(b, h, w, c), (2, 2), (1, 2))
+            h, w = h + h % 2, w + w % 2
         # (B, H/2, 2 [row], W/2, 2 [col], C) -> order (col, row): x00, x10, x01, x11
         x = x.view(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 4, 2, 5)
         return self.reduction(self.norm(x.reshape(b, (h // 2) * (w // 2), 4 * c)))
@@ -67,6 +92,11 @@ class SwinTransformerBlock(nn.Cell):
         super().__init__()
         self.dim = dim
         self.input_resolution = tuple(input_resolution)
+        self.dense = False
+        # what the segmentation backbone uses at every size (enter_dense_mode)
+        self.configured = dict(window_size=window_size, shift_size=shift_size,
+                               attention=(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop),
+                               acmix=acmix)
         if min(self.input_resolution) <= window_size:
             # the map fits one window: no partition and nothing to shift
             shift_size, window_size = 0, min(self.input_resolution)
@@ -86,19 +116,46 @@ class SwinTransformerBlock(nn.Cell):
         self.attn_mask = (Tensor(shifted_window_mask(h, w, window_size, shift_size))
                           if shift_size > 0 else None)
 
-    def construct(self, x):
-        h, w = self.input_resolution
+    def enter_dense_mode(self):
+        """The segmentation backbone's block: the configured window and shift at every size
+        (never shrunk to the map, the shift never disabled), the map padded to windows and
+        the mask built per input size. A window shrunk at the build size gets a new
+        attention cell of the configured window (same parameter names)."""
+        cfg = self.configured
+        if self.window_size != cfg["window_size"]:
+            attention = WindowAttentionACmix if cfg["acmix"] else WindowAttention
+            dim, heads, qkv_bias, qk_scale, attn_drop, drop = cfg["attention"]
+            self.attn = attention(dim, cfg["window_size"], heads, qkv_bias, qk_scale,
+                                  attn_drop, drop)
+            init_transformer_weights(self.attn)
+        self.window_size, self.shift_size = cfg["window_size"], cfg["shift_size"]
+        self.attn_mask = None
+        self.dense = True
+
+    def construct(self, x, h=None, w=None):
+        """x: (B, h*w, C); h, w default to the build resolution (classification)."""
+        if h is None:
+            h, w = self.input_resolution
         b, length, c = x.shape
         if length != h * w:
             raise ValueError(f"input feature has {length} tokens, expected {h}x{w}")
         shortcut = x
         x = self.norm1(x).view(b, h, w, c)
+        mask = self.attn_mask
+        if self.dense:
+            # padded after norm1, as the official block: padded tokens are zeros there
+            x = pad_end(x, (self.window_size, self.window_size), (1, 2))
+            if self.shift_size > 0:
+                mask = Tensor(shifted_window_mask(x.shape[1], x.shape[2], self.window_size,
+                                                  self.shift_size))
         if self.shift_size > 0:
             x = roll2d(x, (-self.shift_size, -self.shift_size))
-        x = self.attn(x, self.attn_mask)
+        x = self.attn(x, mask)
         if self.shift_size > 0:
             x = roll2d(x, (self.shift_size, self.shift_size))
-        x = shortcut + self.drop_path(x.view(b, h * w, c))
+        if self.dense:
+            x = x[:, :h, :w]
+        x = shortcut + self.drop_path(x.reshape(b, h * w, c))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
@@ -127,8 +184,9 @@ class SwinTransformer(Backbone):
     """Swin Transformer for a fixed input size; `acmix=True` gives SwinTransformer_acmix.
 
     `drop_rate` is the official one (after the embedding, in the MLPs and projections);
-    the features of `features_only` are each stage's tokens before patch merging (and
-    without the final norm), as (B, C, H, W) maps at reductions 4/8/16/32.
+    `features_only` gives the segmentation backbone (module docstring): any input size,
+    each stage's tokens before patch merging through its output norm, as (B, C, H, W)
+    maps of ceil(H / 4 / 2**i) x ceil(W / 4 / 2**i) at reductions 4/8/16/32.
 
     Raises ValueError for sizes the architecture cannot take: img_size not divisible by
     patch_size, a stage map that cannot be halved by PatchMerging or split into windows,
@@ -175,8 +233,7 @@ class SwinTransformer(Backbone):
                     + f"; use an img_size divisible by patch_size * 2**{num_layers - 1} * "
                     "window_size")
 
-        self.img_size, self.acmix = img_size, acmix
-        self.stage_resolutions = [(res[0] // 2 ** i, res[1] // 2 ** i) for i in range(num_layers)]
+        self.img_size, self.patch_size, self.acmix = img_size, patch_size, acmix
         self.feature_info = [feature(embed_dim * 2 ** i, patch_size[0] * 2 ** i, f"layers.{i}")
                              for i in range(num_layers)]
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, patch_norm)
@@ -217,16 +274,39 @@ class SwinTransformer(Backbone):
     def pool_features(self, x):
         return x.mean(axis=1)
 
-    def forward_intermediates(self, x):
-        x = self._embed(x)
-        feats = ()
-        for layer, (h, w) in zip(self.layers, self.stage_resolutions):
+    def _enter_dense_mode(self):
+        """The segmentation backbone: blocks in dense mode, an output LayerNorm per selected
+        stage (norm0..norm3, named as there), no final norm."""
+        if self.absolute_pos_embed is not None:
+            raise ValueError("features_only with ape=True is not supported: the Swin "
+                             "segmentation backbone keeps its absolute position embedding in "
+                             "another layout (Swin-T/S use ape=False)")
+        for layer in self.layers:
             for blk in layer.blocks:
-                x = blk(x)
-            feats += (x.reshape(x.shape[0], h, w, -1).transpose(0, 3, 1, 2),)
+                blk.enter_dense_mode()
+        for i in self.out_indices:
+            setattr(self, f"norm{i}", layer_norm(self.all_feature_info[i]["num_chs"]))
+        del self.norm
+
+    def forward_intermediates(self, x):
+        """Every stage's map, normed, in dense mode (any size, zero-padded inside)."""
+        x = pad_end(x, self.patch_size, (2, 3))
+        h, w = x.shape[2] // self.patch_size[0], x.shape[3] // self.patch_size[1]
+        x = self.pos_drop(self.patch_embed(x))
+        feats = ()
+        for layer in self.layers:
+            for blk in layer.blocks:
+                x = blk(x, h, w)
+            feats += ((x, h, w),)
             if layer.downsample is not None:
-                x = layer.downsample(x)
-        return self.select_features(feats)
+                x = layer.downsample(x, h, w)
+                h, w = (h + 1) // 2, (w + 1) // 2
+        out = []
+        for i in self.out_indices:
+            x, h, w = feats[i]
+            x = getattr(self, "norm" + str(i))(x)
+            out.append(x.reshape(x.shape[0], h, w, -1).transpose(0, 3, 1, 2))
+        return out
 
 
 class SwinACmix(SwinTransformer):
