@@ -1,11 +1,11 @@
 """MindSpore implementation of ACmix (Pan et al., CVPR 2022)."""
 __version__ = "0.1.0"
-__all__ = ["create_model", "create_segmentor", "list_models", "is_model", "register_model",
+__all__ = ["create_model", "create_segmentor", "create_detector", "list_models", "is_model", "register_model",
            "count_params"]
 
 _LAZY = {"create_model": "factory", "count_params": "factory", "is_model": "registry",
          "list_models": "registry", "register_model": "registry",
-         "create_segmentor": "segmentation"}
+         "create_segmentor": "segmentation", "create_detector": "detection"}
 
 
 def __getattr__(name):

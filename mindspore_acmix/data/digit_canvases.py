@@ -57,8 +57,9 @@ def _place(rng, sizes):
     return boxes
 
 
-def render_canvas(rng, digit_images, digit_labels, pool):
-    """(RGB uint8 image, uint8 mask) of one canvas drawn from the digit indices `pool`."""
+def render_canvas(rng, digit_images, digit_labels, pool, placed=None):
+    """(RGB uint8 image, uint8 mask) of one canvas drawn from the digit indices `pool`;
+    `placed`, a list, receives each digit's (y, x, size, digit) (data/digit_boxes.py)."""
     from PIL import Image
 
     image = _background(rng)
@@ -76,11 +77,14 @@ def render_canvas(rng, digit_images, digit_labels, pool):
                          np.where(stroke <= BACKGROUND, 0, IGNORE_INDEX))
         # a later digit never overlaps an earlier one, so the box's mask is its own
         mask[y:y + size, x:x + size] = label
+        if placed is not None:
+            placed.append((y, x, size, int(digit_labels[i])))
     return (image * 255).round().astype(np.uint8), mask
 
 
-def generate(split, count, seed=SEED):
-    """The canvases of one split as a list of (image, mask): the same for the same seed."""
+def generate(split, count, seed=SEED, placements=None):
+    """The canvases of one split as a list of (image, mask): the same for the same seed;
+    `placements`, a list, receives each canvas's list of (y, x, size, digit)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -88,7 +92,13 @@ def generate(split, count, seed=SEED):
     train, val = stratified_split(digits.target)
     pool = train if split == "train" else val
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
-    return [render_canvas(rng, images, digits.target, pool) for _ in range(count)]
+    canvases = []
+    for _ in range(count):
+        placed = []
+        canvases.append(render_canvas(rng, images, digits.target, pool, placed))
+        if placements is not None:
+            placements.append(placed)
+    return canvases
 
 
 def ensure_digit_canvases(root=None):

@@ -58,6 +58,21 @@ def poly_schedule(cfg, world):
     return lrs.astype(np.float32)
 
 
+def step_schedule(cfg, steps_per_epoch, world):
+    """Per-iteration learning rates of mmdet's 1x policy: the peak times 0.1 for each of
+    lr_steps already passed (epochs), and during the first warmup_iters the factor
+    1 - (1 - t / warmup_iters) * (1 - warmup_start_factor) (mmcv's linear warm-up, 500
+    iterations from 0.001 in the recipes)."""
+    total = cfg["epochs"] * steps_per_epoch
+    t = np.arange(total, dtype=np.float64)
+    passed = np.searchsorted(np.asarray(cfg["lr_steps"]) * steps_per_epoch, t, side="right")
+    lrs = scaled_lr(cfg, world) * 0.1 ** passed
+    warmup = min(cfg["warmup_iters"], total)
+    if warmup:
+        lrs[:warmup] *= 1 - (1 - t[:warmup] / warmup) * (1 - cfg["warmup_start_factor"])
+    return lrs.astype(np.float32)
+
+
 def no_decay_names(net):
     """The model's no_weight_decay() (also through AMP's output-cast wrapper); the shared
     rule of models.base for a network without one."""
@@ -75,9 +90,10 @@ def param_groups(net, weight_decay, no_decay_keys=None):
             else {p.name for p in params if any(k in p.name for k in no_decay_keys)})
     decay = [p for p in params if p.name not in skip]
     no_decay = [p for p in params if p.name in skip]
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-            {"order_params": params}]
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    # MindSpore refuses an empty group (no_decay_keys: [] leaves no no-decay parameter)
+    return [g for g in groups if g["params"]] + [{"order_params": params}]
 
 
 def build_optimizer(cfg, net, lrs):

@@ -7,8 +7,8 @@ import numpy as np
 from mindspore import nn
 
 from .build import build_network
-from .evaluate import Evaluator, SegmentationEvaluator
-from .optim import lr_schedule, poly_schedule, warmup_steps, MAX_WARMUP_FRACTION
+from .evaluate import DetectionEvaluator, Evaluator, SegmentationEvaluator
+from .optim import lr_schedule, poly_schedule, step_schedule, warmup_steps, MAX_WARMUP_FRACTION
 
 
 class Float32CrossEntropy(nn.Cell):
@@ -226,11 +226,111 @@ def _percent(value):
     return "    -  " if np.isnan(value) else f"{100 * value:6.2f}%"
 
 
-TASKS = {"classification": ClassificationTask, "segmentation": SegmentationTask}
+class DetectionTask(ClassificationTask):
+    """Object detection on COCO-layout data, in epochs (mmdet's 1x: step decay at lr_steps,
+    linear warm-up over warmup_iters); best by val COCO AP. The splits assign the
+    training targets with the detector's anchors, so build_network comes first."""
+
+    best_key, best_label = "AP", "AP"
+    bad_data = "bad train and {val} bad val image(s) (named above)"
+    METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+    def __init__(self, cfg, rank=0, world=1, log=print):
+        super().__init__(cfg, rank, world, log)
+        self.class_names = cfg["class_names"] or [str(c) for c in range(cfg["num_classes"])]
+        self.detector = None
+
+    def build_network(self, for_training=True):
+        log = self.log if self.rank == 0 else (lambda _: None)
+        self.detector = build_detector(self.cfg, log, pretrained=for_training)
+        return self.detector
+
+    def splits(self):
+        return self.split("train"), self.split("val")
+
+    def split(self, name):
+        from ..data.detection import DetectionSplit
+        if self.detector is None:
+            raise RuntimeError("DetectionTask.split needs build_network first (the anchors)")
+        return DetectionSplit(self.cfg, name, self.detector.anchors, self.detector.train_cfg,
+                              self.rank, self.world, self.log)
+
+    def loss_fn(self):
+        from ..detection import DetectionLoss
+        return DetectionLoss(self.cfg["num_classes"])
+
+    def lr_schedule(self, updates_per_period):
+        return step_schedule(self.cfg, updates_per_period, self.world)
+
+    def evaluator(self, net, split):
+        return DetectionEvaluator(net, split, self.world)
+
+    def record(self, metrics):
+        return {f"val_{k}": _none_if_nan(metrics[k]) for k in self.METRICS}
+
+    def summary(self, record):
+        return (f"epoch {record['epoch']}/{self.periods}: train loss {record['train_loss']:.4f}, "
+                + ", ".join(f"val {k} {_fmt(record['val_' + k])}" for k in self.METRICS[:3])
+                + f" ({record['epoch_time_s']:.1f} s)")
+
+    def curves(self, records):
+        return ([("train", [r["train_loss"] for r in records])],
+                [(f"val {k}", [r[f"val_{k}"] for r in records]) for k in self.METRICS[:3]],
+                "COCO AP")
+
+    def after_evaluation(self, metrics, out, counter):
+        from .det_figures import write_detections
+        write_detections(metrics["examples"], self.class_names, self.cfg,
+                         f"epoch {counter}: val AP50 {metrics['AP50']:.3f}", out)
+
+    def eval_report(self, metrics, checkpoint):
+        result = {k: _none_if_nan(v) for k, v in metrics.items() if k != "examples"}
+        return ([f"{checkpoint}: " + ", ".join(f"{k} {_fmt(result[k])}" for k in self.METRICS)
+                 + f" on {metrics['num_samples']} images"], result)
+
+
+def _none_if_nan(value):
+    return None if np.isnan(value) else value
+
+
+def _fmt(value):
+    return "-" if value is None else f"{value:.4f}"
+
+
+TASKS = {"classification": ClassificationTask, "segmentation": SegmentationTask,
+         "detection": DetectionTask}
 
 
 def make_task(cfg, rank=0, world=1, log=print):
     return TASKS[cfg["task"]](cfg, rank, world, log)
+
+
+def build_detector(cfg, log=print, pretrained=True):
+    """The detector a config describes (backbone `model` with `model_kwargs`, `detector`
+    with `detector_kwargs`), placed for the device; with `pretrained`, the config's
+    pretrained_backbone loaded strictly into its backbone."""
+    from .. import config as config_lib
+    from ..detection import create_detector
+
+    try:
+        net = create_detector(cfg["model"], head=cfg["detector"], num_classes=cfg["num_classes"],
+                              **cfg["detector_kwargs"], **cfg["model_kwargs"])
+    except (TypeError, ValueError) as exc:
+        raise config_lib.ConfigError(f"detector_kwargs {cfg['detector_kwargs']} / model_kwargs "
+                                     f"{cfg['model_kwargs']} do not fit a {cfg['detector']} on "
+                                     f"{cfg['model']}: {exc}") from None
+    return _with_backbone(net, cfg, log, pretrained)
+
+
+def _with_backbone(net, cfg, log, pretrained):
+    """`net` with the config's pretrained_backbone loaded into its backbone, placed."""
+    from ..layers.placement import place_network
+
+    if pretrained and cfg["pretrained_backbone"]:
+        from ..checkpoint import load_backbone_checkpoint
+        load_backbone_checkpoint(net.backbone, cfg["pretrained_backbone"], log=log)
+        log(f"backbone weights from {cfg['pretrained_backbone']}")
+    return place_network(net)
 
 
 def build_segmentor(cfg, log=print, pretrained=True):
@@ -238,7 +338,6 @@ def build_segmentor(cfg, log=print, pretrained=True):
     `aux_head`), implementations placed for the device; with `pretrained`, the config's
     pretrained_backbone loaded strictly into its backbone."""
     from .. import config as config_lib
-    from ..layers.placement import place_network
     from ..segmentation import create_segmentor
 
     try:
@@ -247,8 +346,4 @@ def build_segmentor(cfg, log=print, pretrained=True):
     except (TypeError, ValueError) as exc:
         raise config_lib.ConfigError(f"model_kwargs {cfg['model_kwargs']} do not fit a "
                                      f"{cfg['head']} segmentor on {cfg['model']}: {exc}") from None
-    if pretrained and cfg["pretrained_backbone"]:
-        from ..checkpoint import load_backbone_checkpoint
-        load_backbone_checkpoint(net.backbone, cfg["pretrained_backbone"], log=log)
-        log(f"backbone weights from {cfg['pretrained_backbone']}")
-    return place_network(net)
+    return _with_backbone(net, cfg, log, pretrained)

@@ -3,9 +3,9 @@ from mindspore import nn, ops
 from mindspore.common.initializer import XavierUniform, Zero, initializer
 
 
-def xavier_conv(in_channels, out_channels, kernel_size):
+def xavier_conv(in_channels, out_channels, kernel_size, stride=1):
     """A biased convolution ("same" padding) with mmseg FPN's init: Xavier uniform, bias 0."""
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size, pad_mode="pad",
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, pad_mode="pad",
                      padding=kernel_size // 2, has_bias=True)
     conv.weight.set_data(initializer(XavierUniform(), conv.weight.shape, conv.weight.dtype))
     conv.bias.set_data(initializer(Zero(), conv.bias.shape, conv.bias.dtype))

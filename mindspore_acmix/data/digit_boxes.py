@@ -1,0 +1,71 @@
+"""The built-in detection data: the segmentation digit canvases (data/digit_canvases.py) with
+one box per digit, the tight box of its mask (stroke and anti-aliased rim), written once as
+a COCO-layout folder (`annotations/instances_{train,val}.json`, `{train,val}/*.png`; 10
+categories, ids 1-10 for digits 0-9) beside them in the user cache."""
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from .digit_canvases import COUNTS, IGNORE_INDEX, VERSION, default_root, generate
+
+CATEGORIES = [{"id": d + 1, "name": f"digit {d}"} for d in range(10)]
+
+
+def digit_box(mask, y, x, size, digit):
+    """[x, y, w, h] (COCO) of the digit placed at (y, x, size): the extent of its pixels
+    (its class or the ignored rim) inside its square."""
+    square = mask[y:y + size, x:x + size]
+    rows, cols = np.nonzero((square == digit + 1) | (square == IGNORE_INDEX))
+    x1, y1 = x + cols.min(), y + rows.min()
+    return [int(x1), int(y1), int(x + cols.max() + 1 - x1), int(y + rows.max() + 1 - y1)]
+
+
+def annotations(split, count):
+    """(images [(file name, RGB uint8)], COCO instances dict) of one split."""
+    placements = []
+    canvases = generate(split, count, placements=placements)
+    images, coco_images, anns = [], [], []
+    for n, ((image, mask), placed) in enumerate(zip(canvases, placements)):
+        name = f"{n:04d}.png"
+        images.append((name, image))
+        coco_images.append({"id": n + 1, "file_name": name, "height": int(image.shape[0]),
+                            "width": int(image.shape[1])})
+        for y, x, size, digit in placed:
+            box = digit_box(mask, y, x, size, digit)
+            anns.append({"id": len(anns) + 1, "image_id": n + 1, "category_id": digit + 1,
+                         "bbox": box, "area": box[2] * box[3], "iscrowd": 0})
+    return images, {"images": coco_images, "annotations": anns, "categories": CATEGORIES}
+
+
+def ensure_digit_boxes(root=None):
+    """The folder's root, written on first use (through a temporary folder renamed into
+    place, so an interrupted first run leaves no half-written tree)."""
+    from PIL import Image
+
+    root = root or default_root().replace("digit-canvases", "digit-boxes")
+    if os.path.isfile(os.path.join(root, "COMPLETE")):
+        return root
+    parent = os.path.dirname(os.path.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".digit-boxes-", dir=parent)
+    try:
+        os.makedirs(os.path.join(tmp, "annotations"))
+        for split, count in COUNTS.items():
+            os.makedirs(os.path.join(tmp, split))
+            images, coco = annotations(split, count)
+            for name, image in images:
+                Image.fromarray(image).save(os.path.join(tmp, split, name))
+            with open(os.path.join(tmp, "annotations", f"instances_{split}.json"), "w") as fh:
+                json.dump(coco, fh)
+        with open(os.path.join(tmp, "COMPLETE"), "w") as fh:
+            fh.write(f"sklearn digit canvases with boxes {VERSION}\n")
+        if os.path.isdir(root):
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+    return root
