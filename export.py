@@ -19,7 +19,7 @@ from mindspore_acmix import cli  # noqa: E402
 from mindspore_acmix.checkpoint import load_network_checkpoint  # noqa: E402
 from mindspore_acmix.deploy import (ExportError, check_format, export_network,  # noqa: E402
                                     prepare_for_export)
-from mindspore_acmix.engine.build import build_network  # noqa: E402
+from mindspore_acmix.engine.tasks import make_task  # noqa: E402
 from mindspore_acmix.layers import describe_implementations  # noqa: E402
 from mindspore_acmix.runtime import setup_runtime, working_directory  # noqa: E402
 
@@ -30,8 +30,8 @@ def main(argv):
     parser.add_argument("--checkpoint", required=True, help="the .ckpt to export")
     parser.add_argument("--file-format", default="MINDIR", help="MINDIR, ONNX or AIR (Ascend)")
     parser.add_argument("--batch-size", type=int, default=1, help="static batch of the input")
-    parser.add_argument("--image-size", type=int, help="input height and width "
-                        "(default: the config's image_size)")
+    parser.add_argument("--image-size", type=int, help="input height and width (default: "
+                        "the config's image_size; detection: pad_size, segmentation: crop_size)")
     parser.add_argument("--output", help="file name without extension (default: the model name)")
     args = parser.parse_args(argv)
     cfg = cli.resolve_config(args, {}, cli.config_beside(args.checkpoint))
@@ -41,15 +41,18 @@ def main(argv):
     with working_directory():
         device = setup_runtime(cfg["device"])
         fmt = check_format(args.file_format, device)
-        size = args.image_size or cfg["image_size"]
-        for name, value in (("--batch-size", args.batch_size), ("--image-size", size)):
+        task = make_task(cfg)
+        net = load_network_checkpoint(task.build_network(for_training=False), checkpoint,
+                                      cfg["model"])
+        cell, size, outputs = task.exportable(prepare_for_export(net))
+        if args.image_size is not None:
+            size = (args.image_size, args.image_size)
+        for name, value in (("--batch-size", args.batch_size), ("--image-size", min(size))):
             if value < 1:
                 raise ExportError(f"{name} must be a positive integer, got {value}")
-        net = load_network_checkpoint(build_network(cfg), checkpoint, cfg["model"])
-        path = export_network(prepare_for_export(net), fmt, args.batch_size, size, output)
+        path = export_network(cell, fmt, args.batch_size, size, output)
     print(f"wrote {path}: {cfg['model']} ({describe_implementations(net)}), input "
-          f"({args.batch_size}, 3, {size}, {size}) float32, output ({args.batch_size}, "
-          f"{cfg['num_classes']}) logits", flush=True)
+          f"({args.batch_size}, 3, {size[0]}, {size[1]}) float32, output {outputs}", flush=True)
     return 0
 
 

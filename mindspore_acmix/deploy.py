@@ -87,10 +87,11 @@ def prepare_for_export(net):
 
 def export_network(net, file_format, batch_size, image_size, output):
     """Write `output` + extension for a static (batch_size, 3, image_size, image_size)
-    float32 input; returns the path written."""
+    float32 input (image_size: a side or (height, width)); returns the path written."""
     fmt = str(file_format).upper()
     base = output[:-len(EXTENSIONS[fmt])] if output.lower().endswith(EXTENSIONS[fmt]) else output
-    x = Tensor(np.zeros((batch_size, 3, image_size, image_size), np.float32))
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    x = Tensor(np.zeros((batch_size, 3, h, w), np.float32))
     path = base + EXTENSIONS[fmt]
     # written beside and renamed: a failed or killed export leaves an earlier file intact
     with atomic.writing(path) as tmp:
@@ -209,6 +210,11 @@ class MindIRRunner:
 
     def __init__(self, mindir_path):
         self.graph = nn.GraphCell(ms.load(mindir_path))
+
+    def outputs(self, x):
+        """Every output of the graph as a NumPy array (a multi-output MindIR)."""
+        out = self.graph(Tensor(np.ascontiguousarray(x, np.float32)))
+        return [o.asnumpy() for o in (out if isinstance(out, (tuple, list)) else [out])]
 
     def __call__(self, x):
         return self.graph(Tensor(np.ascontiguousarray(x, np.float32))).asnumpy()

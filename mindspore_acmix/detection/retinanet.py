@@ -107,6 +107,25 @@ class RetinaNet(nn.Cell):
         return no_weight_decay_names(self, self.backbone.no_weight_decay_keywords)
 
 
+class FlatOutputs(nn.Cell):
+    """The detector with one flat output tuple (the class logits of every level, then the box
+    deltas), the form export.py writes to MindIR; split_outputs undoes it."""
+
+    def __init__(self, detector):
+        super().__init__()
+        self.detector = detector
+
+    def construct(self, x):
+        cls_scores, bbox_preds = self.detector(x)
+        return cls_scores + bbox_preds
+
+
+def split_outputs(outputs):
+    """FlatOutputs' tuple -> ([class logits per level], [box deltas per level])."""
+    half = len(outputs) // 2
+    return list(outputs[:half]), list(outputs[half:])
+
+
 def create_detector(backbone, head="retinanet", num_classes=80, fpn_channels=256,
                     stacked_convs=4, start_level=1, num_outs=5, octave_base_scale=4,
                     scales_per_octave=3, ratios=(0.5, 1.0, 2.0), pos_iou_thr=0.5,

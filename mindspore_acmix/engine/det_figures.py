@@ -20,8 +20,9 @@ def draw_boxes(ax, boxes, labels, colours, class_names, scores=None, dashed=Fals
                     fontsize=6, va="bottom", bbox=dict(facecolor=colour, pad=0.5, linewidth=0))
 
 
-def write_detections(examples, class_names, cfg, title, out_dir, min_score=0.3):
-    """predictions.png in out_dir from [(normalised padded image, img_shape, boxes, scores,
+def write_detections(examples, class_names, cfg, title, out_dir, min_score=0.3,
+                     name="predictions.png"):
+    """`name` (predictions.png) in out_dir from [(normalised padded image, img_shape, boxes, scores,
     labels, true boxes, true labels)] (boxes on the resized image); predictions below
     min_score are not drawn."""
     import matplotlib
@@ -42,6 +43,6 @@ def write_detections(examples, class_names, cfg, title, out_dir, min_score=0.3):
         ax.axis("off")
     fig.suptitle(f"{title} (dashed: true boxes; shown: score >= {min_score})", fontsize=9)
     fig.tight_layout()
-    with atomic.writing(os.path.join(out_dir, "predictions.png")) as tmp:
+    with atomic.writing(os.path.join(out_dir, name)) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

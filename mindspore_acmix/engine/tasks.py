@@ -116,6 +116,11 @@ class ClassificationTask:
     def after_evaluation(self, metrics, out, counter):
         """Figures of an evaluation (rank 0); classification has none beyond the curves."""
 
+    def exportable(self, net):
+        """(the cell export.py writes, its input (height, width), what it outputs)."""
+        size = self.cfg["image_size"]
+        return net, (size, size), f"{self.cfg['num_classes']} logits"
+
     def eval_report(self, metrics, checkpoint):
         """(lines for people, the JSON-ready result) of eval.py."""
         return ([f"{checkpoint}: top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f}, "
@@ -207,6 +212,9 @@ class SegmentationTask:
         write_predictions(metrics["examples"], self.class_names, self.cfg,
                           f"iteration {counter}: val mIoU {metrics['mIoU']:.3f}", out)
 
+    def exportable(self, net):
+        return net, tuple(self.cfg["crop_size"]), f"{self.cfg['num_classes']}-class logit maps"
+
     def eval_report(self, metrics, checkpoint):
         """The per-class IoU / Acc table and the summary line; the result without the
         example images, NaN (a class in neither labels nor predictions) as null."""
@@ -282,6 +290,13 @@ class DetectionTask(ClassificationTask):
         from .det_figures import write_detections
         write_detections(metrics["examples"], self.class_names, self.cfg,
                          f"epoch {counter}: val AP50 {metrics['AP50']:.3f}", out)
+
+    def exportable(self, net):
+        from ..detection import FlatOutputs
+        levels = len(net.anchors.strides)
+        return (FlatOutputs(net), tuple(self.cfg["pad_size"]),
+                f"{levels} levels' class logits then {levels} levels' box deltas (decode with "
+                "mindspore_acmix.detection.postprocess)")
 
     def eval_report(self, metrics, checkpoint):
         result = {k: _none_if_nan(v) for k, v in metrics.items() if k != "examples"}
