@@ -4,11 +4,10 @@ a COCO-layout folder (`annotations/instances_{train,val}.json`, `{train,val}/*.p
 categories, ids 1-10 for digits 0-9) beside them in the user cache."""
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
+from .cache import write_tree_once
 from .digit_canvases import COUNTS, IGNORE_INDEX, VERSION, default_root, generate
 
 CATEGORIES = [{"id": d + 1, "name": f"digit {d}"} for d in range(10)]
@@ -41,31 +40,19 @@ def annotations(split, count):
 
 
 def ensure_digit_boxes(root=None):
-    """The folder's root, written on first use (through a temporary folder renamed into
-    place, so an interrupted first run leaves no half-written tree)."""
+    """The folder's root, written on first use (data/cache.py)."""
+    return write_tree_once(root or default_root().replace("digit-canvases", "digit-boxes"),
+                           _write, f"sklearn digit canvases with boxes {VERSION}")
+
+
+def _write(folder):
     from PIL import Image
 
-    root = root or default_root().replace("digit-canvases", "digit-boxes")
-    if os.path.isfile(os.path.join(root, "COMPLETE")):
-        return root
-    parent = os.path.dirname(os.path.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".digit-boxes-", dir=parent)
-    try:
-        os.makedirs(os.path.join(tmp, "annotations"))
-        for split, count in COUNTS.items():
-            os.makedirs(os.path.join(tmp, split))
-            images, coco = annotations(split, count)
-            for name, image in images:
-                Image.fromarray(image).save(os.path.join(tmp, split, name))
-            with open(os.path.join(tmp, "annotations", f"instances_{split}.json"), "w") as fh:
-                json.dump(coco, fh)
-        with open(os.path.join(tmp, "COMPLETE"), "w") as fh:
-            fh.write(f"sklearn digit canvases with boxes {VERSION}\n")
-        if os.path.isdir(root):
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp)
-    return root
+    os.makedirs(os.path.join(folder, "annotations"))
+    for split, count in COUNTS.items():
+        os.makedirs(os.path.join(folder, split))
+        images, coco = annotations(split, count)
+        for name, image in images:
+            Image.fromarray(image).save(os.path.join(folder, split, name))
+        with open(os.path.join(folder, "annotations", f"instances_{split}.json"), "w") as fh:
+            json.dump(coco, fh)
