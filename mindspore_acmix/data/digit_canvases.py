@@ -9,11 +9,10 @@ classes); the anti-aliased rim of a digit (neither clearly stroke nor clearly ba
 training canvas uses (the classification digits' stratified split).
 """
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
+from .cache import write_tree_once
 from .digits import stratified_split
 
 VERSION = "v1"  # bump when the canvases change, so stale caches are not reused
@@ -102,30 +101,18 @@ def generate(split, count, seed=SEED, placements=None):
 
 
 def ensure_digit_canvases(root=None):
-    """The canvases' folder root, written on first use (into a temporary folder renamed into
-    place, so an interrupted first run never leaves a half-written tree)."""
+    """The canvases' folder root, written on first use (data/cache.py: never half-written)."""
+    return write_tree_once(root or default_root(), _write,
+                           f"sklearn digit canvases {VERSION}: {COUNTS['train']} train, "
+                           f"{COUNTS['val']} val")
+
+
+def _write(folder):
     from PIL import Image
 
-    root = root or default_root()
-    if os.path.isfile(os.path.join(root, "COMPLETE")):
-        return root
-    parent = os.path.dirname(os.path.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".digit-canvases-", dir=parent)
-    try:
-        for split, count in COUNTS.items():
-            for kind in ("images", "masks"):
-                os.makedirs(os.path.join(tmp, kind, split))
-            for n, (image, mask) in enumerate(generate(split, count)):
-                Image.fromarray(image).save(os.path.join(tmp, "images", split, f"{n:04d}.png"))
-                Image.fromarray(mask).save(os.path.join(tmp, "masks", split, f"{n:04d}.png"))
-        with open(os.path.join(tmp, "COMPLETE"), "w") as fh:
-            fh.write(f"sklearn digit canvases {VERSION}: {COUNTS['train']} train, "
-                     f"{COUNTS['val']} val\n")
-        if os.path.isdir(root):  # an incomplete tree from an older, interrupted writer
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp)
-    return root
+    for split, count in COUNTS.items():
+        for kind in ("images", "masks"):
+            os.makedirs(os.path.join(folder, kind, split))
+        for n, (image, mask) in enumerate(generate(split, count)):
+            Image.fromarray(image).save(os.path.join(folder, "images", split, f"{n:04d}.png"))
+            Image.fromarray(mask).save(os.path.join(folder, "masks", split, f"{n:04d}.png"))

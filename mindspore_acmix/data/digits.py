@@ -3,10 +3,10 @@ images, 10 classes, shipped inside scikit-learn, no download) written once as an
 ImageFolder tree of 32x32 RGB PNGs, so that it goes through the same pipeline as ImageNet.
 """
 import os
-import shutil
-import tempfile
 
 import numpy as np
+
+from .cache import write_tree_once
 
 VERSION = "v1"  # bump when the tree's content changes, so stale caches are not reused
 IMAGE_SIZE = 32
@@ -46,23 +46,15 @@ def ensure_digits(root=None):
     digits = load_digits()
     images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
     train, val = stratified_split(digits.target)
-    parent = os.path.dirname(os.path.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".digits-", dir=parent)
-    try:
+
+    def write(folder):
         for split, indices in (("train", train), ("val", val)):
             for i in indices:
-                folder = os.path.join(tmp, split, str(digits.target[i]))
-                os.makedirs(folder, exist_ok=True)
+                folder_i = os.path.join(folder, split, str(digits.target[i]))
+                os.makedirs(folder_i, exist_ok=True)
                 img = Image.fromarray(images[i], mode="L").resize(
                     (IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC).convert("RGB")
-                img.save(os.path.join(folder, f"{i:04d}.png"))
-        with open(os.path.join(tmp, "COMPLETE"), "w") as fh:
-            fh.write(f"sklearn digits {VERSION}: {len(train)} train, {len(val)} val\n")
-        if os.path.isdir(root):  # an incomplete tree from an older, interrupted writer
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp)
+                img.save(os.path.join(folder_i, f"{i:04d}.png"))
+
+    write_tree_once(root, write, f"sklearn digits {VERSION}: {len(train)} train, {len(val)} val")
     return root
