@@ -9,12 +9,10 @@ classes); the anti-aliased rim of a digit (neither clearly stroke nor clearly ba
 training canvas uses (the classification digits' stratified split).
 """
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
-from .digits import stratified_split
+from .digits import stratified_split, write_tree_once
 
 VERSION = "v1"  # bump when the canvases change, so stale caches are not reused
 CANVAS = 64
@@ -99,23 +97,14 @@ def ensure_digit_canvases(root=None):
     root = root or default_root()
     if os.path.isfile(os.path.join(root, "COMPLETE")):
         return root
-    parent = os.path.dirname(os.path.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".digit-canvases-", dir=parent)
-    try:
+
+    def write(tmp):
         for split, count in COUNTS.items():
             for kind in ("images", "masks"):
                 os.makedirs(os.path.join(tmp, kind, split))
             for n, (image, mask) in enumerate(generate(split, count)):
                 Image.fromarray(image).save(os.path.join(tmp, "images", split, f"{n:04d}.png"))
                 Image.fromarray(mask).save(os.path.join(tmp, "masks", split, f"{n:04d}.png"))
-        with open(os.path.join(tmp, "COMPLETE"), "w") as fh:
-            fh.write(f"sklearn digit canvases {VERSION}: {COUNTS['train']} train, "
-                     f"{COUNTS['val']} val\n")
-        if os.path.isdir(root):  # an incomplete tree from an older, interrupted writer
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp)
-    return root
+        return f"sklearn digit canvases {VERSION}: {COUNTS['train']} train, {COUNTS['val']} val"
+
+    return write_tree_once(root, ".digit-canvases-", write)
