@@ -320,3 +320,29 @@ def test_a_segmentation_key_in_a_classification_run_is_one_line(tmp_path):
     path.write_text("model: resnet_tiny\nnum_classes: 10\ndataset: digits\nhead: upernet\n")
     assert "head is a key of task segmentation" in error_line(
         run_script("train.py", "--config", str(path)))
+
+
+def test_pretrained_backbone_loads_a_classification_checkpoint_strictly(tmp_path):
+    import mindspore as ms
+    from mindspore_acmix import create_model
+    from mindspore_acmix.checkpoint import CheckpointError
+    from mindspore_acmix.engine.tasks import build_segmentor
+
+    classifier = create_model("resnet_tiny", num_classes=10)
+    path = str(tmp_path / "cls.ckpt")
+    ms.save_checkpoint(classifier, path)
+    cfg = split_cfg(str(tmp_path), pretrained_backbone=path)
+    lines = []
+    net = build_segmentor(cfg, lines.append)
+    weights = {p.name: p.asnumpy() for p in classifier.get_parameters()}
+    backbone = {p.name: p.asnumpy() for p in net.backbone.get_parameters()}
+    assert all(name.startswith("backbone.") for name in backbone)  # names restored
+    for name, value in backbone.items():
+        np.testing.assert_array_equal(value, weights[name[len("backbone."):]], err_msg=name)
+    assert "dropped (classification only): fc.bias, fc.weight" in lines[0]
+    other = create_model("acmix_resnet_tiny", num_classes=10)
+    ms.save_checkpoint(other, path)
+    with pytest.raises(CheckpointError, match="cls.ckpt"):
+        build_segmentor(cfg)
+    # eval.py builds without it: the run's checkpoint holds the weights
+    build_segmentor(cfg, pretrained=False)

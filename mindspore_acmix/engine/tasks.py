@@ -248,7 +248,24 @@ def build_segmentor(cfg, log=print, pretrained=True):
         raise config_lib.ConfigError(f"model_kwargs {cfg['model_kwargs']} do not fit a "
                                      f"{cfg['head']} segmentor on {cfg['model']}: {exc}") from None
     if pretrained and cfg["pretrained_backbone"]:
-        from ..checkpoint import load_backbone_checkpoint
-        load_backbone_checkpoint(net.backbone, cfg["pretrained_backbone"], log=log)
-        log(f"backbone weights from {cfg['pretrained_backbone']}")
+        load_pretrained_backbone(net.backbone, cfg["pretrained_backbone"], log)
     return place_network(net)
+
+
+def load_pretrained_backbone(backbone, path, log=print):
+    """checkpoint.load_backbone_checkpoint into a segmentor's backbone, whose parameters are
+    named `backbone.*` inside the segmentor: they carry the backbone's own names while it
+    loads (those of the classification checkpoint), and their full names again after."""
+    from ..checkpoint import load_backbone_checkpoint
+
+    params = list(backbone.get_parameters())
+    full = [p.name for p in params]
+    prefix = "backbone."
+    try:
+        for p in params:
+            if p.name.startswith(prefix):
+                p.name = p.name[len(prefix):]
+        load_backbone_checkpoint(backbone, path, log=log)
+    finally:
+        for p, name in zip(params, full):
+            p.name = name
