@@ -3,6 +3,13 @@
     python export.py --config configs/digits/acmix_resnet_tiny.yaml \
         --checkpoint outputs/acmix_resnet_tiny_digits/best.ckpt --output acmix_tiny
     python export.py --config C --checkpoint P --file-format ONNX --batch-size 1 --image-size 224
+    python export.py --config configs/ade20k/upernet_swin_acmix_tiny.yaml \
+        --checkpoint run/best.ckpt --image-size 512 1024     # height width
+
+The input is (batch, channels, height, width): channels from the model (in_chans), the size
+from --image-size (one number: square) or the config (classification: image_size;
+segmentation: crop_size). A segmentor is exported in inference mode, without its
+auxiliary head: logits (batch, num_classes, height, width).
 
 The network comes from the same builder as train.py and eval.py, in inference mode, in
 float32 (also after AMP training), with the graph-operator formulation of ACmix (see
@@ -18,10 +25,22 @@ before_mindspore(sys.argv)  # log level and signal handling, before MindSpore is
 from mindspore_acmix import cli  # noqa: E402
 from mindspore_acmix.checkpoint import load_network_checkpoint  # noqa: E402
 from mindspore_acmix.deploy import (ExportError, check_format, export_network,  # noqa: E402
-                                    prepare_for_export)
+                                    input_shape, prepare_for_export)
 from mindspore_acmix.engine.tasks import make_task  # noqa: E402
 from mindspore_acmix.layers import describe_implementations  # noqa: E402
 from mindspore_acmix.runtime import setup_runtime, working_directory  # noqa: E402
+
+
+def export_size(image_size, cfg):
+    """(height, width) from --image-size (one or two numbers) or the config."""
+    if image_size is None:
+        size = {"segmentation": cfg.get("crop_size"), "detection": cfg.get("pad_size")}.get(
+            cfg["task"], [cfg.get("image_size")])
+    else:
+        size = image_size
+    if len(size) not in (1, 2):
+        raise ExportError(f"--image-size takes SIZE or HEIGHT WIDTH, got {len(size)} numbers")
+    return int(size[0]), int(size[-1])
 
 
 def main(argv):
@@ -30,8 +49,9 @@ def main(argv):
     parser.add_argument("--checkpoint", required=True, help="the .ckpt to export")
     parser.add_argument("--file-format", default="MINDIR", help="MINDIR, ONNX or AIR (Ascend)")
     parser.add_argument("--batch-size", type=int, default=1, help="static batch of the input")
-    parser.add_argument("--image-size", type=int, help="input height and width (default: "
-                        "the config's image_size; detection: pad_size, segmentation: crop_size)")
+    parser.add_argument("--image-size", type=int, nargs="+", metavar="SIZE",
+                        help="input size: SIZE (square) or HEIGHT WIDTH (default: the "
+                        "config's image_size, or crop_size for segmentation)")
     parser.add_argument("--output", help="file name without extension (default: the model name)")
     args = parser.parse_args(argv)
     cfg = cli.resolve_config(args, {}, cli.config_beside(args.checkpoint))
@@ -41,18 +61,15 @@ def main(argv):
     with working_directory():
         device = setup_runtime(cfg["device"])
         fmt = check_format(args.file_format, device)
+        height, width = export_size(args.image_size, cfg)
         task = make_task(cfg)
         net = load_network_checkpoint(task.build_network(for_training=False), checkpoint,
                                       cfg["model"])
-        cell, size, outputs = task.exportable(prepare_for_export(net))
-        if args.image_size is not None:
-            size = (args.image_size, args.image_size)
-        for name, value in (("--batch-size", args.batch_size), ("--image-size", min(size))):
-            if value < 1:
-                raise ExportError(f"{name} must be a positive integer, got {value}")
-        path = export_network(cell, fmt, args.batch_size, size, output)
+        shape = input_shape(net, args.batch_size, height, width)
+        cell, outputs = task.exportable(prepare_for_export(net), shape)
+        path = export_network(cell, fmt, shape, output)
     print(f"wrote {path}: {cfg['model']} ({describe_implementations(net)}), input "
-          f"({args.batch_size}, 3, {size[0]}, {size[1]}) float32, output {outputs}", flush=True)
+          f"{shape} float32, output {outputs}", flush=True)
     return 0
 
 

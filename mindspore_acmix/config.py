@@ -217,8 +217,9 @@ SCHEMA = {
     "test_mode": Field(str, "whole", "evaluation inference: whole image or slide (crop_size "
                        "windows, test_stride apart, overlaps averaged)",
                        choices=("whole", "slide"), tasks=SEG),
-    "test_stride": Field(list, [341, 341], "slide inference stride [height, width]",
-                         positive_ints(2), tasks=SEG),
+    "test_stride": Field(list, None, "slide inference stride [height, width] (null: two "
+                         "thirds of crop_size, 341 for 512 as the recipes)", positive_ints(2),
+                         nullable=True, tasks=SEG),
     "test_flip": Field(bool, False, "also predict the mirrored image and average",
                        tasks=SEG),
     # detection (docs/detection.md)
@@ -407,6 +408,11 @@ def check_segmentation(cfg, where):
     if cfg["ignore_index"] < cfg["num_classes"]:
         raise ConfigError(f"{where}: ignore_index ({cfg['ignore_index']}) must not be a class "
                           f"(0-{cfg['num_classes'] - 1})")
+    if cfg["test_stride"] is None:
+        cfg["test_stride"] = [2 * c // 3 for c in cfg["crop_size"]]
+    if any(s > c for s, c in zip(cfg["test_stride"], cfg["crop_size"])):
+        raise ConfigError(f"{where}: test_stride {cfg['test_stride']} is larger than crop_size "
+                          f"{cfg['crop_size']}: slide inference would leave pixels uncovered")
     names = cfg["class_names"]
     if names is not None and len(names) != cfg["num_classes"]:
         raise ConfigError(f"{where}: class_names has {len(names)} names for "

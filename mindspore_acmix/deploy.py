@@ -85,13 +85,41 @@ def prepare_for_export(net):
     return make_portable(net)
 
 
-def export_network(net, file_format, batch_size, image_size, output):
-    """Write `output` + extension for a static (batch_size, 3, image_size, image_size)
-    float32 input (image_size: a side or (height, width)); returns the path written."""
+def network_in_chans(net):
+    """Input channels of a network built here: a segmentor's backbone's or a registered
+    model's (default_cfg's input_size), 3 for anything else."""
+    chans = getattr(net, "in_chans", None)
+    if chans is None:
+        cfg = getattr(net, "default_cfg", None) or {}
+        chans = cfg.get("input_size", (3,))[0]
+    return int(chans)
+
+
+def input_shape(net, batch_size, height, width=None):
+    """(batch, channels, height, width) of an export input, channels from the network;
+    width defaults to height. Every entry must be a positive integer."""
+    width = height if width is None else width
+    for name, value in (("batch size", batch_size), ("height", height), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ExportError(f"the export input's {name} must be a positive integer, got "
+                              f"{value!r}")
+    return (batch_size, network_in_chans(net), height, width)
+
+
+def _first_line(exc):
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def export_network(net, file_format, shape, output):
+    """Write `output` + extension for a static float32 input of `shape` (B, C, H, W, see
+    input_shape); returns the path written. A network that cannot run at that shape (a
+    size below a backbone's minimum, a classifier built for one size) is an ExportError
+    naming the shape."""
     fmt = str(file_format).upper()
     base = output[:-len(EXTENSIONS[fmt])] if output.lower().endswith(EXTENSIONS[fmt]) else output
-    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
-    x = Tensor(np.zeros((batch_size, 3, h, w), np.float32))
+    shape = tuple(int(v) for v in shape)
+    x = Tensor(np.zeros(shape, np.float32))
     path = base + EXTENSIONS[fmt]
     # written beside and renamed: a failed or killed export leaves an earlier file intact
     with atomic.writing(path) as tmp:
@@ -102,10 +130,17 @@ def export_network(net, file_format, batch_size, image_size, output):
                             output_names=["logits"])
             except (RuntimeError, TypeError) as exc:
                 raise ExportError(f"MindSpore's ONNX exporter cannot translate this network "
-                                  f"({str(exc).strip().splitlines()[0]}); MINDIR export works "
+                                  f"({_first_line(exc)}); MINDIR export works "
                                   "for every model") from None
+            except ValueError as exc:
+                raise ExportError(f"the network cannot run on a {shape} input: "
+                                  f"{_first_line(exc)}") from None
         else:
-            ms.export(net, x, file_name=tmp[:-len(EXTENSIONS[fmt])], file_format=fmt)
+            try:
+                ms.export(net, x, file_name=tmp[:-len(EXTENSIONS[fmt])], file_format=fmt)
+            except (ValueError, RuntimeError, TypeError) as exc:
+                raise ExportError(f"the network cannot run on a {shape} input: "
+                                  f"{_first_line(exc)}") from None
         if not os.path.isfile(tmp):
             raise ExportError(f"MindSpore reported no error but wrote no {path}")
     return path

@@ -225,7 +225,7 @@ def test_mindir_parity_on_decoded_boxes(tmp_path):
     det = create_detector("resnet_tiny", num_classes=3, fpn_channels=16, stacked_convs=1,
                           num_outs=3, score_thr=0.0, max_per_img=20)
     cell = FlatOutputs(prepare_for_export(det))
-    path = export_network(cell, "MINDIR", 1, (32, 64), str(tmp_path / "det"))
+    path = export_network(cell, "MINDIR", (1, 3, 32, 64), str(tmp_path / "det"))
     x = np.random.default_rng(1).normal(size=(1, 3, 32, 64)).astype(np.float32)
     anchors = det.anchors.level_anchors((32, 64))
 

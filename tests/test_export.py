@@ -90,23 +90,23 @@ def test_export_switches_to_portable_operators_only(tiny_checkpoint):
 
 
 def test_mindir_and_onnx_match_the_trained_network(tiny_checkpoint, tmp_path, monkeypatch):
-    """At a batch and size other than the recipe's (1 x 32 x 32: the MindIR of test_infer_310,
-    whose flow gives eval.py's results)."""
+    """At a batch and a non-square size other than the recipe's (1 x 32 x 32: the MindIR of
+    test_infer_310, whose flow gives eval.py's results)."""
     pytest.importorskip("onnxruntime")
-    batch, size = 3, 40
+    shape = (3, 3, 40, 48)
     monkeypatch.chdir(tmp_path)
     cfg, path, trained = tiny_checkpoint
-    x = np.random.default_rng(size).standard_normal((batch, 3, size, size)).astype(np.float32)
+    x = np.random.default_rng(40).standard_normal(shape).astype(np.float32)
     expected = trained(Tensor(x)).asnumpy()
     net = prepare_for_export(load_network_checkpoint(build_network(cfg), path))
-    mindir = export_network(net, "MINDIR", batch, size, str(tmp_path / "out" / "tiny"))
-    onnx_file = export_network(net, "onnx", batch, size, str(tmp_path / "out" / "tiny.onnx"))
+    mindir = export_network(net, "MINDIR", shape, str(tmp_path / "out" / "tiny"))
+    onnx_file = export_network(net, "onnx", shape, str(tmp_path / "out" / "tiny.onnx"))
     assert sorted(os.listdir(tmp_path)) == ["out"]
     assert sorted(os.listdir(tmp_path / "out")) == ["tiny.mindir", "tiny.onnx"]
     got = MindIRRunner(mindir)(x)
-    assert got.shape == (batch, 10)
-    assert_close(got, expected, MINDIR_REL, f"MindIR {batch}x3x{size}x{size}")
-    assert_close(onnx_logits(onnx_file, x), expected, ONNX_REL, f"ONNX {batch}x3x{size}x{size}")
+    assert got.shape == (3, 10)
+    assert_close(got, expected, MINDIR_REL, f"MindIR {shape}")
+    assert_close(onnx_logits(onnx_file, x), expected, ONNX_REL, f"ONNX {shape}")
 
 
 def test_converted_acmix_resnet50_exports_to_mindir_with_parity(tmp_path):
@@ -149,6 +149,7 @@ def test_format_names():
 @pytest.mark.parametrize("case,message", [
     ("air", "error: AIR export needs an Ascend backend"),
     ("format", "error: unknown file format 'pb': choose one of MINDIR, AIR, ONNX"),
+    ("size", "error: --image-size takes SIZE or HEIGHT WIDTH, got 3 numbers"),
     ("missing", "error: checkpoint .*missing.ckpt does not exist"),
     ("corrupt", "error: checkpoint .*corrupt.ckpt is truncated or corrupt"),
     ("classes", "error: checkpoint .* does not fit this network: parameter fc.weight has shape "
@@ -159,6 +160,7 @@ def test_errors_are_one_line_with_exit_code_2(tiny_checkpoint, case, message, tm
     (tmp_path / "corrupt.ckpt").write_bytes(b"\x00not a checkpoint" * 64)
     args = {"air": ["--checkpoint", good, "--file-format", "AIR"],
             "format": ["--checkpoint", good, "--file-format", "pb"],
+            "size": ["--checkpoint", good, "--image-size", "8", "16", "24"],
             "missing": ["--checkpoint", str(tmp_path / "missing.ckpt")],
             "corrupt": ["--checkpoint", str(tmp_path / "corrupt.ckpt")],
             "classes": ["--checkpoint", good, "--config", write_config(
@@ -189,5 +191,5 @@ def test_onnx_of_an_untranslatable_operator_is_an_export_error(tmp_path, monkeyp
             return self.act(x).mean(axis=(2, 3))
 
     with pytest.raises(ExportError, match="ONNX exporter cannot translate this network.*MINDIR"):
-        export_network(ExactGelu(), "ONNX", 1, 8, str(tmp_path / "gelu"))
+        export_network(ExactGelu(), "ONNX", (1, 3, 8, 8), str(tmp_path / "gelu"))
     assert os.listdir(tmp_path) == []  # no gelu.onnx, no rank_0/

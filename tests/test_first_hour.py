@@ -267,6 +267,6 @@ def test_the_stem_max_pool_matches_torchs_padded_max_pool_and_exports_to_onnx(tm
     net = prepare_for_export(create_model("resnet26", num_classes=10, width=8))
     image = np.random.default_rng(2).standard_normal((1, 3, 224, 224)).astype(np.float32)
     expected = net(Tensor(image)).asnumpy()
-    path = export_network(net, "ONNX", 1, 224, str(tmp_path / "r26"))
+    path = export_network(net, "ONNX", (1, 3, 224, 224), str(tmp_path / "r26"))
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     assert_close(session.run(None, {"input": image})[0], expected, 1e-4, "ONNX logits")

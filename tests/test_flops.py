@@ -73,3 +73,22 @@ def test_cli_markdown_and_errors(capsys):
     assert "img_size (200, 200)" in capsys.readouterr().err
     assert flops.main(["nope"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_segmentor_counts_skip_arithmetic_but_not_macs(capsys):
+    """shape_only gives the MACs of the full pass; the auxiliary head has parameters (as the
+    Swin paper counts them) but no MACs (inference never runs it); the command's JSON."""
+    from mindspore_acmix.factory import count_params
+    from mindspore_acmix.segmentation import create_segmentor
+
+    net = create_segmentor("acmix_resnet_tiny", head="upernet", num_classes=5, head_channels=8,
+                           aux_channels=8)
+    macs = count_macs(net, (1, 3, 24, 40))
+    assert macs == count_macs(net, (1, 3, 24, 40), fast=True)
+    assert "auxiliary_head" not in macs and flops.params_per_stage(net)["auxiliary_head"] > 0
+    assert flops.main(["resnet_tiny", "--head", "semantic_fpn", "--image-size", "24", "40"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("semantic_fpn on resnet_tiny at 24x40")
+    summary = json.loads(lines[-1])
+    assert summary["image_size"] == [24, 40] and summary["head"] == "semantic_fpn"
+    assert summary["params"] == count_params(create_segmentor("resnet_tiny"))

@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
-from .cache import write_tree_once
 from .digit_canvases import COUNTS, IGNORE_INDEX, VERSION, default_root, generate
+from .digits import write_tree_once
 
 CATEGORIES = [{"id": d + 1, "name": f"digit {d}"} for d in range(10)]
 
@@ -40,9 +40,11 @@ def annotations(split, count):
 
 
 def ensure_digit_boxes(root=None):
-    """The folder's root, written on first use (data/cache.py)."""
-    return write_tree_once(root or default_root().replace("digit-canvases", "digit-boxes"),
-                           _write, f"sklearn digit canvases with boxes {VERSION}")
+    """The folder's root, written on first use (digits.write_tree_once: never half-written)."""
+    root = root or default_root().replace("digit-canvases", "digit-boxes")
+    if os.path.isfile(os.path.join(root, "COMPLETE")):
+        return root
+    return write_tree_once(root, ".digit-boxes-", _write)
 
 
 def _write(folder):
@@ -56,3 +58,4 @@ def _write(folder):
             Image.fromarray(image).save(os.path.join(folder, split, name))
         with open(os.path.join(folder, "annotations", f"instances_{split}.json"), "w") as fh:
             json.dump(coco, fh)
+    return f"sklearn digit canvases with boxes {VERSION}"

@@ -12,8 +12,7 @@ import os
 
 import numpy as np
 
-from .cache import write_tree_once
-from .digits import stratified_split
+from .digits import stratified_split, write_tree_once
 
 VERSION = "v1"  # bump when the canvases change, so stale caches are not reused
 CANVAS = 64
@@ -101,18 +100,21 @@ def generate(split, count, seed=SEED, placements=None):
 
 
 def ensure_digit_canvases(root=None):
-    """The canvases' folder root, written on first use (data/cache.py: never half-written)."""
-    return write_tree_once(root or default_root(), _write,
-                           f"sklearn digit canvases {VERSION}: {COUNTS['train']} train, "
-                           f"{COUNTS['val']} val")
-
-
-def _write(folder):
+    """The canvases' folder root, written on first use (into a temporary folder renamed into
+    place, so an interrupted first run never leaves a half-written tree)."""
     from PIL import Image
 
-    for split, count in COUNTS.items():
-        for kind in ("images", "masks"):
-            os.makedirs(os.path.join(folder, kind, split))
-        for n, (image, mask) in enumerate(generate(split, count)):
-            Image.fromarray(image).save(os.path.join(folder, "images", split, f"{n:04d}.png"))
-            Image.fromarray(mask).save(os.path.join(folder, "masks", split, f"{n:04d}.png"))
+    root = root or default_root()
+    if os.path.isfile(os.path.join(root, "COMPLETE")):
+        return root
+
+    def write(tmp):
+        for split, count in COUNTS.items():
+            for kind in ("images", "masks"):
+                os.makedirs(os.path.join(tmp, kind, split))
+            for n, (image, mask) in enumerate(generate(split, count)):
+                Image.fromarray(image).save(os.path.join(tmp, "images", split, f"{n:04d}.png"))
+                Image.fromarray(mask).save(os.path.join(tmp, "masks", split, f"{n:04d}.png"))
+        return f"sklearn digit canvases {VERSION}: {COUNTS['train']} train, {COUNTS['val']} val"
+
+    return write_tree_once(root, ".digit-canvases-", write)

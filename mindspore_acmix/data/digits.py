@@ -3,10 +3,10 @@ images, 10 classes, shipped inside scikit-learn, no download) written once as an
 ImageFolder tree of 32x32 RGB PNGs, so that it goes through the same pipeline as ImageNet.
 """
 import os
+import shutil
+import tempfile
 
 import numpy as np
-
-from .cache import write_tree_once
 
 VERSION = "v1"  # bump when the tree's content changes, so stale caches are not reused
 IMAGE_SIZE = 32
@@ -47,14 +47,34 @@ def ensure_digits(root=None):
     images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
     train, val = stratified_split(digits.target)
 
-    def write(folder):
+    def write(tmp):
         for split, indices in (("train", train), ("val", val)):
             for i in indices:
-                folder_i = os.path.join(folder, split, str(digits.target[i]))
-                os.makedirs(folder_i, exist_ok=True)
+                folder = os.path.join(tmp, split, str(digits.target[i]))
+                os.makedirs(folder, exist_ok=True)
                 img = Image.fromarray(images[i], mode="L").resize(
                     (IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC).convert("RGB")
-                img.save(os.path.join(folder_i, f"{i:04d}.png"))
+                img.save(os.path.join(folder, f"{i:04d}.png"))
+        return f"sklearn digits {VERSION}: {len(train)} train, {len(val)} val"
 
-    write_tree_once(root, write, f"sklearn digits {VERSION}: {len(train)} train, {len(val)} val")
+    return write_tree_once(root, ".digits-", write)
+
+
+def write_tree_once(root, prefix, write):
+    """Build a data tree with `write(folder)` (which returns the COMPLETE stamp's text) in a
+    temporary folder beside `root`, then rename it into place: an interrupted first run never
+    leaves a half-written tree, and an incomplete one from an older writer is replaced."""
+    parent = os.path.dirname(os.path.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    try:
+        stamp = write(tmp)
+        with open(os.path.join(tmp, "COMPLETE"), "w") as fh:
+            fh.write(stamp + "\n")
+        if os.path.isdir(root):
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
     return root

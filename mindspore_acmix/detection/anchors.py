@@ -1,7 +1,7 @@
 """RetinaNet's anchors over a padded input, the training targets of one image (assigned in
 the data pipeline, in NumPy) and the shared postprocess (decode, NMS) of raw head outputs."""
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

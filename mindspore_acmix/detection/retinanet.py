@@ -4,11 +4,11 @@ P7, and one RetinaHead shared by every level."""
 import math
 
 from mindspore import nn
-from mindspore.common.initializer import Constant, Normal, Zero, initializer
+from mindspore.common.initializer import Constant, Normal, XavierUniform, Zero, initializer
 
 from ..factory import create_model
 from ..models.base import no_weight_decay_names
-from ..segmentation.necks import FPN, xavier_conv
+from ..segmentation.necks import FPN
 from ..segmentation.segmentor import backbone_in_chans
 from .anchors import AnchorSpec, AssignCfg, InferCfg
 
@@ -31,7 +31,7 @@ class RetinaFPN(nn.Cell):
             raise ValueError(f"num_outs {num_outs} is fewer than the {len(in_channels) - start_level}"
                              f" backbone outputs from start_level {start_level}")
         self.extra_convs = nn.CellList([
-            xavier_conv(in_channels[-1] if i == 0 else out_channels, out_channels, 3, stride=2)
+            extra_conv(in_channels[-1] if i == 0 else out_channels, out_channels)
             for i in range(extra)])
         self.out_channels = out_channels
 
@@ -42,6 +42,16 @@ class RetinaFPN(nn.Cell):
             x = conv(x)
             outs.append(x)
         return outs
+
+
+def extra_conv(in_channels, out_channels):
+    """mmdet FPN's extra level: a biased 3x3 stride-2 convolution (padding 1), Xavier
+    uniform weights, zero bias."""
+    conv = nn.Conv2d(in_channels, out_channels, 3, stride=2, pad_mode="pad", padding=1,
+                     has_bias=True)
+    conv.weight.set_data(initializer(XavierUniform(), conv.weight.shape, conv.weight.dtype))
+    conv.bias.set_data(initializer(Zero(), conv.bias.shape, conv.bias.dtype))
+    return conv
 
 
 def normal_conv(in_channels, out_channels, bias=0.0):

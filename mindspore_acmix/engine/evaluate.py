@@ -58,12 +58,8 @@ class SegmentationEvaluator:
     def __init__(self, net, split, world):
         from ..segmentation import SegInferencer
 
-        cfg = split.cfg
-        self.net, self.split, self.world, self.cfg = net, split, world, cfg
-        self.inferencer = SegInferencer(net, mode=cfg["test_mode"],
-                                        crop=tuple(cfg["crop_size"]),
-                                        stride=tuple(cfg["test_stride"]),
-                                        flip=cfg["test_flip"], num_classes=cfg["num_classes"])
+        self.net, self.split, self.world, self.cfg = net, split, world, split.cfg
+        self.inferencer = SegInferencer.from_config(net, split.cfg)
 
     def run(self, epoch=0):
         from ..metrics import SegmentationMetric

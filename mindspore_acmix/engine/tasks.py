@@ -6,6 +6,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
+from ..layers.placement import place_network
 from .build import build_network
 from .evaluate import DetectionEvaluator, Evaluator, SegmentationEvaluator
 from .optim import lr_schedule, poly_schedule, step_schedule, warmup_steps, MAX_WARMUP_FRACTION
@@ -116,10 +117,9 @@ class ClassificationTask:
     def after_evaluation(self, metrics, out, counter):
         """Figures of an evaluation (rank 0); classification has none beyond the curves."""
 
-    def exportable(self, net):
-        """(the cell export.py writes, its input (height, width), what it outputs)."""
-        size = self.cfg["image_size"]
-        return net, (size, size), f"{self.cfg['num_classes']} logits"
+    def exportable(self, net, shape):
+        """(the cell export.py writes for an input of `shape`, what it outputs)."""
+        return net, f"({shape[0]}, {self.cfg['num_classes']}) logits"
 
     def eval_report(self, metrics, checkpoint):
         """(lines for people, the JSON-ready result) of eval.py."""
@@ -212,8 +212,8 @@ class SegmentationTask:
         write_predictions(metrics["examples"], self.class_names, self.cfg,
                           f"iteration {counter}: val mIoU {metrics['mIoU']:.3f}", out)
 
-    def exportable(self, net):
-        return net, tuple(self.cfg["crop_size"]), f"{self.cfg['num_classes']}-class logit maps"
+    def exportable(self, net, shape):
+        return net, f"({shape[0]}, {self.cfg['num_classes']}, {shape[2]}, {shape[3]}) logits"
 
     def eval_report(self, metrics, checkpoint):
         """The per-class IoU / Acc table and the summary line; the result without the
@@ -291,12 +291,11 @@ class DetectionTask(ClassificationTask):
         write_detections(metrics["examples"], self.class_names, self.cfg,
                          f"epoch {counter}: val AP50 {metrics['AP50']:.3f}", out)
 
-    def exportable(self, net):
+    def exportable(self, net, shape):
         from ..detection import FlatOutputs
         levels = len(net.anchors.strides)
-        return (FlatOutputs(net), tuple(self.cfg["pad_size"]),
-                f"{levels} levels' class logits then {levels} levels' box deltas (decode with "
-                "mindspore_acmix.detection.postprocess)")
+        return (FlatOutputs(net), f"{levels} levels' class logits then {levels} levels' box "
+                "deltas (decode with mindspore_acmix.detection.postprocess)")
 
     def eval_report(self, metrics, checkpoint):
         result = {k: _none_if_nan(v) for k, v in metrics.items() if k != "examples"}
@@ -334,17 +333,8 @@ def build_detector(cfg, log=print, pretrained=True):
         raise config_lib.ConfigError(f"detector_kwargs {cfg['detector_kwargs']} / model_kwargs "
                                      f"{cfg['model_kwargs']} do not fit a {cfg['detector']} on "
                                      f"{cfg['model']}: {exc}") from None
-    return _with_backbone(net, cfg, log, pretrained)
-
-
-def _with_backbone(net, cfg, log, pretrained):
-    """`net` with the config's pretrained_backbone loaded into its backbone, placed."""
-    from ..layers.placement import place_network
-
     if pretrained and cfg["pretrained_backbone"]:
-        from ..checkpoint import load_backbone_checkpoint
-        load_backbone_checkpoint(net.backbone, cfg["pretrained_backbone"], log=log)
-        log(f"backbone weights from {cfg['pretrained_backbone']}")
+        load_pretrained_backbone(net.backbone, cfg["pretrained_backbone"], log)
     return place_network(net)
 
 
@@ -361,4 +351,25 @@ def build_segmentor(cfg, log=print, pretrained=True):
     except (TypeError, ValueError) as exc:
         raise config_lib.ConfigError(f"model_kwargs {cfg['model_kwargs']} do not fit a "
                                      f"{cfg['head']} segmentor on {cfg['model']}: {exc}") from None
-    return _with_backbone(net, cfg, log, pretrained)
+    if pretrained and cfg["pretrained_backbone"]:
+        load_pretrained_backbone(net.backbone, cfg["pretrained_backbone"], log)
+    return place_network(net)
+
+
+def load_pretrained_backbone(backbone, path, log=print):
+    """checkpoint.load_backbone_checkpoint into a segmentor's backbone, whose parameters are
+    named `backbone.*` inside the segmentor: they carry the backbone's own names while it
+    loads (those of the classification checkpoint), and their full names again after."""
+    from ..checkpoint import load_backbone_checkpoint
+
+    params = list(backbone.get_parameters())
+    full = [p.name for p in params]
+    prefix = "backbone."
+    try:
+        for p in params:
+            if p.name.startswith(prefix):
+                p.name = p.name[len(prefix):]
+        load_backbone_checkpoint(backbone, path, log=log)
+    finally:
+        for p, name in zip(params, full):
+            p.name = name

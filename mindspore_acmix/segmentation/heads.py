@@ -2,11 +2,17 @@
 (UperNet's auxiliary head), on one base that owns what every head shares: the input
 selection (`in_index`), dropout and the 1x1 classifier (`cls_seg`). A head writes only
 its fusion (`fuse`). Bilinear resizing is align_corners=False throughout, as in the
-recipes; convolutions followed by BatchNorm have no bias (mmcv's ConvModule)."""
+recipes; convolutions followed by BatchNorm have no bias (mmcv's ConvModule). Every
+convolution is a SameConv2d: on CPU it computes itself as matmuls, several times faster
+than MindSpore's CPU Conv2D (layers/conv.py); export switches it to the native operator.
+Parameter names are mmseg's (ConvModule's `conv` / `bn`), so its checkpoints map one to one."""
 import math
 
 from mindspore import nn, ops
 from mindspore.common.initializer import HeNormal, Normal, One, Zero, initializer
+
+from ..layers.conv import SameConv2d
+from ..layers.stochastic import Dropout2d
 
 
 def resize(x, size):
@@ -20,8 +26,7 @@ class ConvModule(nn.Cell):
 
     def __init__(self, in_channels, out_channels, kernel_size):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, pad_mode="pad",
-                              padding=kernel_size // 2, has_bias=False)
+        self.conv = SameConv2d(in_channels, out_channels, kernel_size)
         self.conv.weight.set_data(initializer(HeNormal(mode="fan_out", nonlinearity="relu"),
                                               self.conv.weight.shape, self.conv.weight.dtype))
         self.bn = nn.BatchNorm2d(out_channels, momentum=0.9, eps=1e-5,
@@ -45,9 +50,10 @@ class DecodeHead(nn.Cell):
         self.in_channels = [in_channels[i] for i in self.in_index]
         self.channels = channels
         self.num_classes = num_classes
-        self.dropout = nn.Dropout2d(p=dropout_ratio) if dropout_ratio > 0 else nn.Identity()
-        self.conv_seg = nn.Conv2d(channels, num_classes, 1, has_bias=True,
-                                  weight_init=Normal(0.01), bias_init=Zero())
+        # keyed draws (layers.stochastic): a resumed run drops the channels the original did
+        self.dropout = Dropout2d(p=dropout_ratio) if dropout_ratio > 0 else nn.Identity()
+        self.conv_seg = SameConv2d(channels, num_classes, 1, has_bias=True,
+                                   weight_init=Normal(0.01), bias_init=Zero())
 
     def fuse(self, inputs):
         raise NotImplementedError
@@ -62,10 +68,18 @@ class DecodeHead(nn.Cell):
         return self.cls_seg(self.fuse(selected))
 
 
+class Upsample2x(nn.Cell):
+    """2x bilinear upsampling (mmseg's Upsample(scale_factor=2) in FPNHead's scale heads)."""
+
+    def construct(self, x):
+        return resize(x, (x.shape[2] * 2, x.shape[3] * 2))
+
+
 class FPNHead(DecodeHead):
     """Semantic FPN's head (Kirillov et al., 2019; mmseg FPNHead): the level of stride s gets
-    max(1, log2(s / s0)) conv-BN-ReLU blocks, each but the finest followed by a 2x bilinear
-    upsampling, so every level reaches the finest stride s0; the levels are summed."""
+    max(1, log2(s / s0)) conv-BN-ReLU blocks, each but the finest level's followed by a 2x
+    bilinear upsampling, so every level reaches the finest stride s0; the levels are summed.
+    Each level's blocks are one SequentialCell as in mmseg (same parameter names)."""
 
     def __init__(self, in_channels, feature_strides, num_classes, channels=128,
                  in_index=(0, 1, 2, 3), dropout_ratio=0.1):
@@ -73,48 +87,28 @@ class FPNHead(DecodeHead):
         strides = [feature_strides[i] for i in self.in_index]
         if strides != sorted(strides):
             raise ValueError(f"FPNHead needs feature strides in increasing order, got {strides}")
-        self.scale_heads = nn.CellList()
-        self.upsamples = []  # how many 2x upsamplings follow each level's convs
+        heads = []
         for chs, stride in zip(self.in_channels, strides):
             steps = int(round(math.log2(stride / strides[0])))
-            convs = [ConvModule(chs if k == 0 else channels, channels, 3)
-                     for k in range(max(1, steps))]
-            self.scale_heads.append(nn.CellList(convs))
-            self.upsamples.append(steps)
-
-    def _scale_head(self, index, x):
-        for conv in self.scale_heads[index]:
-            x = conv(x)
-            if self.upsamples[index] > 0:
-                x = resize(x, (x.shape[2] * 2, x.shape[3] * 2))
-        return x
+            cells = []
+            for k in range(max(1, steps)):
+                cells.append(ConvModule(chs if k == 0 else channels, channels, 3))
+                if steps > 0:
+                    cells.append(Upsample2x())
+            heads.append(nn.SequentialCell(cells))
+        self.scale_heads = nn.CellList(heads)
 
     def fuse(self, inputs):
-        out = self._scale_head(0, inputs[0])
+        out = self.scale_heads[0](inputs[0])
         for i in range(1, len(inputs)):
-            # a map whose size is not a power-of-two multiple lands off by a few pixels
-            out = out + resize(self._scale_head(i, inputs[i]), out.shape[2:])
+            # a level whose size is not a power-of-two fraction of the finest lands off by
+            # a pixel or so after its 2x upsamplings: resized to the finest, as mmseg does
+            out = out + resize(self.scale_heads[i](inputs[i]), out.shape[2:])
         return out
 
 
-class PPM(nn.Cell):
-    """Pyramid pooling (PSPNet): adaptive average pooling to each scale, 1x1 conv-BN-ReLU,
-    bilinear back to the input's size."""
-
-    def __init__(self, pool_scales, in_channels, channels):
-        super().__init__()
-        self.pools = nn.CellList([nn.AdaptiveAvgPool2d(s) for s in pool_scales])
-        self.convs = nn.CellList([ConvModule(in_channels, channels, 1) for _ in pool_scales])
-
-    def construct(self, x):
-        outs = []
-        for i, pool in enumerate(self.pools):
-            outs.append(resize(self.convs[i](pool(x)), x.shape[2:]))
-        return outs
-
-
 class UPerHead(DecodeHead):
-    """UperNet's head (Xiao et al., 2018; mmseg UPerHead): PPM on the last level, a 1x1
+    """UperNet's head (Xiao et al., 2018; mmseg UPerHead): pyramid pooling on the last level, a 1x1
     lateral per other level, top-down bilinear sums, a 3x3 conv per level, every level
     upsampled to the finest and concatenated, then a 3x3 fusion conv."""
 
@@ -122,14 +116,20 @@ class UPerHead(DecodeHead):
                  in_index=(0, 1, 2, 3), dropout_ratio=0.1):
         super().__init__(in_channels, in_index, channels, num_classes, dropout_ratio)
         chs = self.in_channels
-        self.psp_modules = PPM(pool_scales, chs[-1], channels)
+        # pyramid pooling (PSPNet): adaptive average pooling, 1x1 conv-BN-ReLU per scale
+        self.psp_modules = nn.CellList([nn.SequentialCell([nn.AdaptiveAvgPool2d(s),
+                                                           ConvModule(chs[-1], channels, 1)])
+                                        for s in pool_scales])
         self.bottleneck = ConvModule(chs[-1] + len(pool_scales) * channels, channels, 3)
         self.lateral_convs = nn.CellList([ConvModule(c, channels, 1) for c in chs[:-1]])
         self.fpn_convs = nn.CellList([ConvModule(channels, channels, 3) for _ in chs[:-1]])
         self.fpn_bottleneck = ConvModule(len(chs) * channels, channels, 3)
 
     def psp_forward(self, x):
-        return self.bottleneck(ops.concat([x] + self.psp_modules(x), axis=1))
+        outs = [x]
+        for branch in self.psp_modules:
+            outs.append(resize(branch(x), x.shape[2:]))
+        return self.bottleneck(ops.concat(outs, axis=1))
 
     def fuse(self, inputs):
         laterals = []

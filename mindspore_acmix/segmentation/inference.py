@@ -90,13 +90,21 @@ class SegInferencer:
         self.mode = mode
         self.crop = _pair(crop, "crop")
         self.stride = _pair(stride, "stride")
-        if any(s > c for s, c in zip(self.stride, self.crop)):
+        if mode == "slide" and any(s > c for s, c in zip(self.stride, self.crop)):
             raise ValueError(f"stride {self.stride} larger than the crop {self.crop} would "
                              "leave pixels no window covers")
         self.size_divisor = _pair(size_divisor, "size_divisor")[0]
         self.flip = bool(flip)
         self.num_classes = num_classes if num_classes is not None \
             else getattr(net, "num_classes", None)
+
+    @classmethod
+    def from_config(cls, net, cfg):
+        """The inferencer of a segmentation config: test_mode, crop_size windows test_stride
+        apart, test_flip, num_classes."""
+        return cls(net, mode=cfg["test_mode"], crop=tuple(cfg["crop_size"]),
+                   stride=tuple(cfg["test_stride"]), flip=cfg["test_flip"],
+                   num_classes=cfg["num_classes"])
 
     def _run(self, image):
         if self.net.training:

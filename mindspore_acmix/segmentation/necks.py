@@ -2,14 +2,22 @@
 from mindspore import nn, ops
 from mindspore.common.initializer import XavierUniform, Zero, initializer
 
+from ..layers.conv import SameConv2d
 
-def xavier_conv(in_channels, out_channels, kernel_size, stride=1):
-    """A biased convolution ("same" padding) with mmseg FPN's init: Xavier uniform, bias 0."""
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, pad_mode="pad",
-                     padding=kernel_size // 2, has_bias=True)
-    conv.weight.set_data(initializer(XavierUniform(), conv.weight.shape, conv.weight.dtype))
-    conv.bias.set_data(initializer(Zero(), conv.bias.shape, conv.bias.dtype))
-    return conv
+
+class PlainConv(nn.Cell):
+    """mmcv's ConvModule without norm and activation: a biased convolution ("same" padding)
+    held as `conv` (so parameter names are mmseg's), mmseg FPN's init: Xavier uniform, bias 0."""
+
+    def __init__(self, in_channels, out_channels, kernel_size):
+        super().__init__()
+        self.conv = SameConv2d(in_channels, out_channels, kernel_size, has_bias=True)
+        weight = self.conv.weight
+        weight.set_data(initializer(XavierUniform(), weight.shape, weight.dtype))
+        self.conv.bias.set_data(initializer(Zero(), self.conv.bias.shape, self.conv.bias.dtype))
+
+    def construct(self, x):
+        return self.conv(x)
 
 
 class FPN(nn.Cell):
@@ -21,8 +29,8 @@ class FPN(nn.Cell):
         super().__init__()
         self.in_channels = list(in_channels)
         self.out_channels = out_channels
-        self.lateral_convs = nn.CellList([xavier_conv(c, out_channels, 1) for c in in_channels])
-        self.fpn_convs = nn.CellList([xavier_conv(out_channels, out_channels, 3)
+        self.lateral_convs = nn.CellList([PlainConv(c, out_channels, 1) for c in in_channels])
+        self.fpn_convs = nn.CellList([PlainConv(out_channels, out_channels, 3)
                                       for _ in in_channels])
 
     def construct(self, inputs):

@@ -81,7 +81,7 @@ def create_segmentor(backbone, head="semantic_fpn", num_classes=150, aux_head=No
     widths = DEFAULT_CHANNELS[head]
     net = create_model(backbone, features_only=True, **backbone_kwargs)
     chs, strides = net.feature_info.channels(), net.feature_info.reduction()
-    if len(chs) < 3 and aux_head or len(chs) < 2:
+    if len(chs) < (3 if aux_head else 2):
         raise ValueError(f"{head} needs at least {3 if aux_head else 2} backbone outputs, "
                          f"got {len(chs)} (out_indices)")
     index = tuple(range(len(chs)))

@@ -5,6 +5,15 @@ count them.
     python -m mindspore_acmix.tools.flops swin_acmix_tiny [--image-size 224]
     python -m mindspore_acmix.tools.flops --markdown          # table of every model
     python -m mindspore_acmix.tools.flops san10 --convention san   # SAN's own counter
+    python -m mindspore_acmix.tools.flops swin_acmix_tiny --head upernet   # a segmentor
+    python -m mindspore_acmix.tools.flops --markdown --head all    # every recipe's segmentor
+
+A segmentor (`--head semantic_fpn|upernet`, the model then being its backbone) is counted in
+inference mode at 512x512 (Semantic FPN) or 512x2048 (UperNet), as the PVT and Swin papers
+report them: backbone, neck and decode head; the auxiliary head, which inference never runs,
+has parameters (counted, as the Swin paper does) but no MACs. Its rows are the segmentor's
+parts. To keep 512x2048 within minutes on a CPU, convolutions and linear layers return zeros
+of their output shape instead of computing (`shape_only`): their MACs follow from shapes.
 
 How it counts: one PyNative forward pass of a batch-1 zero image with a forward hook on
 every cell that has a rule below; each rule turns the cell's input/output shapes and
@@ -38,14 +47,16 @@ and aggregation k**2 per output element (attention); Dense in * out, no bias. On
 meant to be read that way; the default is the MAC count above.
 """
 import argparse
+import contextlib
 import json
 import sys
 
 import numpy as np
 import mindspore as ms
-from mindspore import Tensor, nn
+from mindspore import Tensor, nn, ops
 
 from ..factory import count_params, create_model
+from ..segmentation import HEADS, create_segmentor
 from ..layers.acmix import ACmix
 from ..layers.san import SAM, SAMACmix
 from ..layers.window_attention import CONV_KERNEL, WindowAttention, WindowAttentionACmix
@@ -232,9 +243,50 @@ def stage_of(net, name):
     return parts[0]
 
 
-def count_macs(net, input_shape=(1, 3, 224, 224), convention="macs"):
+def _conv_output_shape(cell, shape):
+    """Output shape of nn.Conv2d `cell` (any pad_mode) on an NCHW input of `shape`."""
+    size = []
+    for axis in (0, 1):
+        n, k, s, d = shape[2 + axis], cell.kernel_size[axis], cell.stride[axis], \
+            cell.dilation[axis]
+        if cell.pad_mode == "same":
+            size.append(-(-n // s))
+            continue
+        pad = cell.padding if isinstance(cell.padding, int) else sum(
+            cell.padding[2 * axis:2 * axis + 2]) / 2
+        pad = 0 if cell.pad_mode == "valid" else pad
+        size.append(int((n + 2 * pad - d * (k - 1) - 1) // s + 1))
+    return (shape[0], cell.out_channels) + tuple(size)
+
+
+def _zeros_like_output(cell):
+    if isinstance(cell, nn.Conv2d):
+        def construct(x):
+            return ops.zeros(_conv_output_shape(cell, x.shape), x.dtype)
+    else:
+        def construct(x):
+            return ops.zeros(tuple(x.shape[:-1]) + (cell.out_channels,), x.dtype)
+    return construct
+
+
+@contextlib.contextmanager
+def shape_only(net):
+    """Within the block, every Conv2d and Dense of `net` returns zeros of its output shape
+    without computing: shapes, hence MACs, are unchanged (no shape here depends on values)."""
+    patched = [cell for _, cell in net.cells_and_names() if isinstance(cell, (nn.Conv2d, nn.Dense))]
+    for cell in patched:
+        object.__setattr__(cell, "construct", _zeros_like_output(cell))
+    try:
+        yield net
+    finally:
+        for cell in patched:
+            object.__delattr__(cell, "construct")
+
+
+def count_macs(net, input_shape=(1, 3, 224, 224), convention="macs", fast=False):
     """{stage: {category: MACs}} in order of execution, from a PyNative forward pass of
-    zeros of `input_shape`, counted by `convention` (see the module docstring)."""
+    zeros of `input_shape`, counted by `convention` (see the module docstring); `fast`:
+    convolutions and linear layers skip their arithmetic (shape_only)."""
     rules = _rules(convention)
     per_stage = {}
     handles, owned_prefixes = [], []
@@ -259,7 +311,8 @@ def count_macs(net, input_shape=(1, 3, 224, 224), convention="macs"):
     ms.set_context(mode=ms.PYNATIVE_MODE)  # forward hooks only run in PyNative
     try:
         net.set_train(False)
-        net(Tensor(np.zeros(input_shape, np.float32)))
+        with shape_only(net) if fast else contextlib.nullcontext():
+            net(Tensor(np.zeros(input_shape, np.float32)))
     finally:
         ms.set_context(mode=mode)
         for handle in handles:
@@ -285,12 +338,23 @@ def build(name, image_size):
         return create_model(name)
 
 
-def profile(name, image_size=224, convention="macs"):
-    """(table rows, summary) of a registered model; summary is {model, image_size,
-    convention, params, macs, gflops, per-category MACs}."""
+# the papers' input sizes for segmentors: PVT's Semantic FPN table, Swin's UperNet table
+SEGMENTOR_SIZES = {"semantic_fpn": (512, 512), "upernet": (512, 2048)}
+
+
+def profile(name, image_size=224, convention="macs", head=None):
+    """(table rows, summary) of a registered model, or with `head` of the segmentor on that
+    backbone (150 classes, ADE20K's); image_size: an int (square) or (height, width).
+    summary is {model, head, image_size, convention, params, macs, gflops, per-category
+    MACs}."""
     _rules(convention)  # a bad convention fails before the model is built
-    net = build(name, image_size)
-    macs = count_macs(net, (1, 3, image_size, image_size), convention)
+    height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+    if head is None:
+        net = build(name, height)
+        macs = count_macs(net, (1, 3, height, width), convention)
+    else:
+        net = create_segmentor(name, head=head)
+        macs = count_macs(net, (1, net.in_chans, height, width), convention, fast=True)
     params = params_per_stage(net)
     rows = []
     for stage in list(macs) + [s for s in params if s not in macs]:
@@ -298,8 +362,9 @@ def profile(name, image_size=224, convention="macs"):
         rows.append((stage, params.get(stage, 0), cats))
     totals = {c: sum(m[c] for m in macs.values()) for c in CATEGORIES}
     total = sum(totals.values())
-    summary = {"model": name, "image_size": image_size, "convention": convention,
-               "params": count_params(net),
+    summary = {"model": name, "head": head,
+               "image_size": height if height == width else [height, width],
+               "convention": convention, "params": count_params(net),
                "macs": total, "gflops": round(total / 1e9, 4),
                "macs_by_type": totals}
     return rows, summary
@@ -337,14 +402,38 @@ PUBLISHED = {"acmix_resnet26": "10.6M / 2.3G", "acmix_resnet38": "14.6M / 2.9G",
          "san_acmix15": "16.6M / 2.7G", "san_acmix19": "21.2M / 3.4G"}
 
 
-def markdown_table(names, image_size, convention="macs"):
+# published Params / FLOPs of segmentors (150 classes): the PVT v1 paper's Semantic FPN
+# table (params; FLOPs at 512x512 as the PVT v2 paper lists them), the Swin paper's UperNet
+# table (512x2048, params with the auxiliary head)
+PUBLISHED_SEGMENTORS = {("resnet50", "semantic_fpn"): "28.5M / 45.6G",
+                        ("pvt_tiny", "semantic_fpn"): "17.0M / 33.2G",
+                        ("pvt_small", "semantic_fpn"): "28.2M / 44.5G",
+                        ("swin_tiny", "upernet"): "60M / 945G",
+                        ("swin_small", "upernet"): "81M / 1038G"}
+# the recipes' segmentors (configs/ade20k), in the order of the docs' table
+SEGMENTORS = [("resnet50", "semantic_fpn"), ("acmix_resnet50", "semantic_fpn"),
+              ("pvt_tiny", "semantic_fpn"), ("pvt_small", "semantic_fpn"),
+              ("pvt_acmix_tiny", "semantic_fpn"), ("pvt_acmix_small", "semantic_fpn"),
+              ("swin_tiny", "upernet"), ("swin_small", "upernet"),
+              ("swin_acmix_tiny", "upernet"), ("swin_acmix_small", "upernet")]
+
+
+def markdown_table(names, image_size, convention="macs", head=None):
+    """A Markdown table of models (names) or of segmentors ((backbone, head) pairs, each at
+    its head's paper size unless image_size is given)."""
     unit = "GMACs" if convention == "macs" else "GFLOPs (SAN's counter)"
     lines = [f"| Model | Input | Params | {unit} | Published Params / FLOPs |",
              "|---|---|---|---|---|"]
-    for name in names:
-        _, s = profile(name, image_size, convention)
-        lines.append(f"| {name} | {image_size}x{image_size} | {s['params'] / 1e6:.2f}M | "
-                     f"{s['gflops']:.2f} | {PUBLISHED.get(name, '-')} |")
+    for entry in names:
+        name, seg_head = entry if isinstance(entry, tuple) else (entry, head)
+        size = image_size or SEGMENTOR_SIZES.get(seg_head, 224)
+        _, s = profile(name, size, convention, seg_head)
+        h, w = (size, size) if isinstance(size, int) else size
+        label = f"{seg_head} + {name}" if seg_head else name
+        published = PUBLISHED_SEGMENTORS.get((name, seg_head), "-") if seg_head \
+            else PUBLISHED.get(name, "-")
+        lines.append(f"| {label} | {h}x{w} | {s['params'] / 1e6:.2f}M | "
+                     f"{s['gflops']:.2f} | {published} |")
     return "\n".join(lines)
 
 
@@ -354,7 +443,12 @@ def main(argv=None):
         description="Parameters and MACs per stage and layer type of a registered model. "
                     "The last line printed is a JSON summary.")
     parser.add_argument("model", nargs="?", help="registered model name, e.g. swin_acmix_tiny")
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, nargs="+", metavar="SIZE",
+                        help="SIZE or HEIGHT WIDTH (default: 224; segmentors: 512x512 for "
+                             "semantic_fpn, 512x2048 for upernet)")
+    parser.add_argument("--head", choices=HEADS + ("all",),
+                        help="count the segmentor with this decode head on MODEL (all, with "
+                             "--markdown: every recipe's segmentor)")
     parser.add_argument("--markdown", action="store_true",
                         help="print a Markdown table of every registered model (or of MODEL)")
     parser.add_argument("--convention", choices=CONVENTIONS, default="macs",
@@ -363,21 +457,30 @@ def main(argv=None):
                              "SAN's util/complexity.py rules, which also count biases, "
                              "BatchNorm, ReLU, pooling and SAN's subtraction (SAN's README)")
     args = parser.parse_args(argv)
-    if args.image_size < 1:
-        parser.error("--image-size must be positive")
+    size = args.image_size
+    if size is not None and (len(size) > 2 or min(size) < 1):
+        parser.error("--image-size takes one or two positive numbers")
+    size = None if size is None else (size[0] if len(size) == 1 else tuple(size))
     if not args.model and not args.markdown:
         parser.error("give a MODEL or --markdown")
+    if args.head == "all" and (args.model or not args.markdown):
+        parser.error("--head all goes with --markdown and no MODEL")
     try:
         if args.markdown:
-            print(markdown_table([args.model] if args.model else list_models(),
-                                 args.image_size, args.convention))
+            if args.head == "all":
+                names = SEGMENTORS
+            else:
+                names = [args.model] if args.model else list_models()
+            print(markdown_table(names, size, args.convention, args.head))
             return 0
-        rows, summary = profile(args.model, args.image_size, args.convention)
+        size = size or SEGMENTOR_SIZES.get(args.head, 224)
+        rows, summary = profile(args.model, size, args.convention, args.head)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.model} at {args.image_size}x{args.image_size} "
-          f"({args.convention} convention, by layer type)")
+    h, w = (size, size) if isinstance(size, int) else size
+    what = f"{args.head} on {args.model}" if args.head else args.model
+    print(f"{what} at {h}x{w} ({args.convention} convention, by layer type)")
     print(format_table(rows, summary))
     print(json.dumps(summary))
     return 0

@@ -65,7 +65,8 @@ def main(argv):
             forward = runner.outputs
         else:
             cell = task.exportable(prepare_for_export(
-                load_network_checkpoint(net, checkpoint, cfg["model"])))[0]
+                load_network_checkpoint(net, checkpoint, cfg["model"])),
+                (1, 3) + tuple(cfg["pad_size"]))[0]
 
             def forward(x):
                 from mindspore import Tensor
