@@ -90,14 +90,15 @@ def param_groups(net, weight_decay, no_decay_keys=None):
             else {p.name for p in params if any(k in p.name for k in no_decay_keys)})
     decay = [p for p in params if p.name not in skip]
     no_decay = [p for p in params if p.name in skip]
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    # MindSpore refuses an empty group (no_decay_keys: [] leaves no no-decay parameter)
-    return [g for g in groups if g["params"]] + [{"order_params": params}]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+            {"order_params": params}]
 
 
 def build_optimizer(cfg, net, lrs):
-    groups = param_groups(net, cfg["weight_decay"], cfg.get("no_decay_keys"))
+    # MindSpore refuses an empty group (no_decay_keys: [] leaves no no-decay parameter)
+    groups = [g for g in param_groups(net, cfg["weight_decay"], cfg.get("no_decay_keys"))
+              if g.get("params", True)]
     lr = Tensor(lrs)
     if cfg["optimizer"] == "adamw":
         return nn.AdamWeightDecay(groups, learning_rate=lr, beta1=cfg["betas"][0],
