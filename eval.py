@@ -1,6 +1,7 @@
 """Evaluate a checkpoint on the validation split; the last line of standard output is a JSON
 object: top1, top5, loss and num_samples (classification); mIoU, mAcc, aAcc, per-class IoU
-and Acc, num_samples (segmentation, after a per-class IoU table on standard error).
+and Acc, num_samples (segmentation, after a per-class IoU table on standard error); COCO AP,
+AP50, AP75, APs, APm, APl and num_samples (detection).
 
     python eval.py                        # the default run's best checkpoint
     python eval.py --config C --checkpoint P
@@ -22,7 +23,8 @@ from mindspore_acmix.runtime import setup_runtime, working_directory  # noqa: E4
 
 def main(argv):
     parser = cli.parser("Evaluate a checkpoint on the validation set: top-1, top-5 and loss "
-                        "(classification), mIoU, mAcc, aAcc and per-class IoU (segmentation).")
+                        "(classification), mIoU, mAcc, aAcc and per-class IoU (segmentation), COCO AP "
+                        "(detection).")
     cli.add_config_arguments(parser)
     parser.add_argument("--checkpoint", help="default: best.ckpt in the config's output_dir")
     parser.add_argument("--batch-size", type=int)

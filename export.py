@@ -31,14 +31,11 @@ from mindspore_acmix.layers import describe_implementations  # noqa: E402
 from mindspore_acmix.runtime import setup_runtime, working_directory  # noqa: E402
 
 
-def is_segmentation(cfg):
-    return cfg.get("task") == "segmentation"
-
-
 def export_size(image_size, cfg):
     """(height, width) from --image-size (one or two numbers) or the config."""
     if image_size is None:
-        size = cfg["crop_size"] if is_segmentation(cfg) else [cfg["image_size"]]
+        size = {"segmentation": cfg.get("crop_size"), "detection": cfg.get("pad_size")}.get(
+            cfg["task"], [cfg.get("image_size")])
     else:
         size = image_size
     if len(size) not in (1, 2):
@@ -65,13 +62,14 @@ def main(argv):
         device = setup_runtime(cfg["device"])
         fmt = check_format(args.file_format, device)
         height, width = export_size(args.image_size, cfg)
-        net = load_network_checkpoint(make_task(cfg).build_network(for_training=False),
-                                      checkpoint, cfg["model"])
+        task = make_task(cfg)
+        net = load_network_checkpoint(task.build_network(for_training=False), checkpoint,
+                                      cfg["model"])
         shape = input_shape(net, args.batch_size, height, width)
-        path = export_network(prepare_for_export(net), fmt, shape, output)
-    outputs = f"{cfg['num_classes']}" + (f", {height}, {width}" if is_segmentation(cfg) else "")
+        cell, outputs = task.exportable(prepare_for_export(net), shape)
+        path = export_network(cell, fmt, shape, output)
     print(f"wrote {path}: {cfg['model']} ({describe_implementations(net)}), input "
-          f"{shape} float32, output ({args.batch_size}, {outputs}) logits", flush=True)
+          f"{shape} float32, output {outputs}", flush=True)
     return 0
 
 

@@ -3,6 +3,7 @@
     python train.py                       # ACmix-ResNet-tiny on the built-in digits data (CPU)
     python train.py --config configs/imagenet/acmix_resnet50.yaml --set data_dir=/data/imagenet
     python train.py --config configs/digits/seg_acmix_resnet_tiny.yaml   # segmentation demo
+    python train.py --config configs/digits/det_acmix_resnet_tiny.yaml   # detection demo
 """
 import os
 import sys

@@ -14,6 +14,7 @@ quiet_mindspore()
 # The one table of public names: name -> the submodule that defines it.
 _LAZY = {
     "create_model": "factory", "count_params": "factory", "create_segmentor": "segmentation",
+    "create_detector": "detection",
     "list_models": "registry", "is_model": "registry", "register_model": "registry",
     # the ACmix layers of the four families, SAN's attention module, the shift operator
     "ACmix": "layers", "WindowAttentionACmix": "layers", "SAMACmix": "layers", "SAM": "layers",

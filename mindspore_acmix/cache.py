@@ -2,6 +2,7 @@
 
     <cache_root()>/digits-v1/   the built-in digits data as an ImageFolder tree (data.digits)
     <cache_root()>/digit-canvases-v1/   the segmentation digits (data.digit_canvases)
+    <cache_root()>/digit-boxes-v1/      the detection digits, COCO layout (data.digit_boxes)
     <cache_root()>/kernels/     the compiled C++ CPU kernels (cpu.build; ACMIX_KERNEL_CACHE
                                 moves them elsewhere)
 

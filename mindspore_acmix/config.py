@@ -20,8 +20,8 @@ class ConfigError(ValueError):
     """A configuration that cannot be run."""
 
 
-TASKS = ("classification", "segmentation")
-CLS, SEG = ("classification",), ("segmentation",)
+TASKS = ("classification", "segmentation", "detection")
+CLS, SEG, DET = ("classification",), ("segmentation",), ("detection",)
 
 
 class Field:
@@ -95,7 +95,7 @@ def registered_model(v):
 
 
 SCHEMA = {
-    "task": Field(str, "classification", "classification or segmentation (each has its own "
+    "task": Field(str, "classification", "classification, segmentation or detection (each has its own "
                   "keys below)", choices=TASKS),
     # model
     "model": Field(str, None, "registered model name (segmentation: the backbone)",
@@ -106,8 +106,9 @@ SCHEMA = {
                          "masks, without ignore_index)", positive),
     # data
     "dataset": Field(str, "imagefolder", "classification: digits (built in) or imagefolder; "
-                     "segmentation: digits (built-in canvases), ade20k or segfolder",
-                     choices=("digits", "imagefolder", "ade20k", "segfolder")),
+                     "segmentation: digits (built-in canvases), ade20k or segfolder; "
+                     "detection: digits (built-in canvases with boxes) or coco",
+                     choices=("digits", "imagefolder", "ade20k", "segfolder", "coco")),
     "data_dir": Field(str, None, "the dataset's root folder (imagefolder: train/ and val/; "
                       "ade20k: images/ and annotations/; segfolder: images/ and masks/); for "
                       "digits, where the data is written (null: the user cache)", nullable=True),
@@ -143,7 +144,7 @@ SCHEMA = {
     # optimisation
     "batch_size": Field(int, 128, "images per device per step", positive),
     "epochs": Field(int, 90, "epochs of the whole run (a resumed run finishes these)", positive,
-                    tasks=CLS),
+                    tasks=CLS + DET),
     "optimizer": Field(str, "momentum", "momentum (SGD) or adamw",
                        choices=("momentum", "adamw")),
     "lr": Field(float, 0.1, "peak learning rate for lr_batch_size images per step", positive),
@@ -189,11 +190,11 @@ SCHEMA = {
                         tasks=SEG),
     "pretrained_backbone": Field(str, None, "classification checkpoint loaded strictly into "
                                  "the backbone (its classifier dropped)", nullable=True,
-                                 tasks=SEG),
+                                 tasks=SEG + DET),
     "max_iters": Field(int, 40000, "iterations (updates) of the whole run", positive,
                        tasks=SEG),
     "warmup_iters": Field(int, 0, "linear warm-up iterations (from lr * warmup_start_factor)",
-                          non_negative, tasks=SEG),
+                          non_negative, tasks=SEG + DET),
     "poly_power": Field(float, 1.0, "poly decay: lr * (1 - iter / max_iters) ** poly_power "
                         "down to min_lr", positive, tasks=SEG),
     "eval_interval": Field(int, 4000, "iterations between evaluations (each also writes a "
@@ -215,18 +216,39 @@ SCHEMA = {
     "reduce_zero_label": Field(bool, None, "mask 0 becomes ignore and the rest minus one "
                                "(null: true for ade20k)", nullable=True, tasks=SEG),
     "class_names": Field(list, None, "class names for tables and figures (null: numbers; "
-                         "digits: background, digit 0-9)", strings, nullable=True, tasks=SEG),
+                         "digits: background, digit 0-9; coco: the json's category names)",
+                         strings, nullable=True, tasks=SEG + DET),
     "no_decay_keys": Field(list, None, "parameters whose name holds one of these take no "
                            "weight decay (mmcv custom_keys; [] decays every parameter; null: "
                            "the model's rule: norms, biases, ACmix rates, position tables)",
-                           strings, nullable=True, tasks=SEG),
+                           strings, nullable=True, tasks=SEG + DET),
     "test_mode": Field(str, "whole", "evaluation inference: whole image or slide (crop_size "
                        "windows, test_stride apart, overlaps averaged)",
                        choices=("whole", "slide"), tasks=SEG),
-    "test_stride": Field(list, [341, 341], "slide inference stride [height, width]",
-                         positive_ints(2), tasks=SEG),
+    "test_stride": Field(list, None, "slide inference stride [height, width] (null: two "
+                         "thirds of crop_size, 341 for 512 as the recipes)", positive_ints(2),
+                         nullable=True, tasks=SEG),
     "test_flip": Field(bool, False, "also predict the mirrored image and average",
                        tasks=SEG),
+    # detection (docs/detection.md)
+    "detector": Field(str, "retinanet", "detector (mindspore_acmix.create_detector's head)",
+                      choices=("retinanet",), tasks=DET),
+    "detector_kwargs": Field(dict, {}, "create_detector arguments: fpn_channels, "
+                             "stacked_convs, start_level, num_outs, octave_base_scale, "
+                             "scales_per_octave, ratios, pos_iou_thr, neg_iou_thr, nms_pre, "
+                             "score_thr, nms_iou, max_per_img", tasks=DET),
+    "lr_steps": Field(list, [8, 11], "epochs after which the lr is multiplied by 0.1 (mmdet "
+                      "step policy)", lambda v: None if all(isinstance(e, int) and e > 0
+                                                            for e in v) else
+                      "must be positive epoch numbers", tasks=DET),
+    "img_scale": Field(list, [1333, 800], "resize keeping the ratio to [long, short] at most",
+                       positive_ints(2), tasks=DET),
+    "pad_size": Field(list, [1344, 1344], "every image is zero-padded to [height, width] (one "
+                      "compiled shape; multiples of the largest stride)", positive_ints(2),
+                      tasks=DET),
+    "train_split": Field(str, "train2017", "training images under data_dir/<this>/, "
+                         "annotations in data_dir/annotations/instances_<this>.json", tasks=DET),
+    "val_split": Field(str, "val2017", "validation split, as train_split", tasks=DET),
 }
 
 REQUIRED = ("model", "num_classes")
@@ -337,6 +359,8 @@ def resolve(path=None, overrides=()):
             raise ConfigError(f"{path or 'config'}: {key} is required")
     if task == "segmentation":
         check_segmentation(cfg, path or "config")
+    elif task == "detection":
+        check_detection(cfg, path or "config")
     else:
         check_classification(cfg, path or "config")
     if not cfg["output_dir"].strip():
@@ -392,6 +416,11 @@ def check_segmentation(cfg, where):
     if cfg["ignore_index"] < cfg["num_classes"]:
         raise ConfigError(f"{where}: ignore_index ({cfg['ignore_index']}) must not be a class "
                           f"(0-{cfg['num_classes'] - 1})")
+    if cfg["test_stride"] is None:
+        cfg["test_stride"] = [2 * c // 3 for c in cfg["crop_size"]]
+    if any(s > c for s, c in zip(cfg["test_stride"], cfg["crop_size"])):
+        raise ConfigError(f"{where}: test_stride {cfg['test_stride']} is larger than crop_size "
+                          f"{cfg['crop_size']}: slide inference would leave pixels uncovered")
     names = cfg["class_names"]
     if names is not None and len(names) != cfg["num_classes"]:
         raise ConfigError(f"{where}: class_names has {len(names)} names for "
@@ -399,6 +428,33 @@ def check_segmentation(cfg, where):
     if dataset == "digits" and names is None:
         from .data.digit_canvases import CLASS_NAMES
         cfg["class_names"] = list(CLASS_NAMES)
+    fill_normalisation(cfg)
+
+
+def check_detection(cfg, where):
+    dataset = cfg["dataset"]
+    if dataset not in ("digits", "coco"):
+        raise ConfigError(f"{where}: dataset {dataset} is not detection data; detection reads "
+                          "digits or coco")
+    if dataset == "coco" and not cfg["data_dir"]:
+        raise ConfigError(f"{where}: dataset coco needs data_dir (a folder holding annotations/"
+                          f"instances_{cfg['train_split']}.json and {cfg['train_split']}/)")
+    if dataset == "digits":
+        if cfg["num_classes"] != 10:
+            raise ConfigError(f"{where}: the digits data has 10 classes, num_classes is "
+                              f"{cfg['num_classes']}")
+        cfg["train_split"], cfg["val_split"] = "train", "val"
+        if cfg["class_names"] is None:
+            cfg["class_names"] = [f"digit {d}" for d in range(10)]
+    names = cfg["class_names"]
+    if names is not None and len(names) != cfg["num_classes"]:
+        raise ConfigError(f"{where}: class_names has {len(names)} names for "
+                          f"{cfg['num_classes']} classes")
+    if any(p % 32 for p in cfg["pad_size"]):
+        raise ConfigError(f"{where}: pad_size {cfg['pad_size']} must be multiples of 32 (the "
+                          "backbones' largest stride)")
+    if sorted(cfg["lr_steps"]) != cfg["lr_steps"]:
+        raise ConfigError(f"{where}: lr_steps {cfg['lr_steps']} must be increasing")
     fill_normalisation(cfg)
 
 

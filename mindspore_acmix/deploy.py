@@ -227,5 +227,10 @@ class MindIRRunner:
     def __init__(self, mindir_path):
         self.graph = nn.GraphCell(ms.load(mindir_path))
 
+    def outputs(self, x):
+        """Every output of the graph as a NumPy array (a multi-output MindIR)."""
+        out = self.graph(Tensor(np.ascontiguousarray(x, np.float32)))
+        return [o.asnumpy() for o in (out if isinstance(out, (tuple, list)) else [out])]
+
     def __call__(self, x):
         return self.graph(Tensor(np.ascontiguousarray(x, np.float32))).asnumpy()

@@ -9,13 +9,11 @@ classes); the anti-aliased rim of a digit (neither clearly stroke nor clearly ba
 training canvas uses (the classification digits' stratified split).
 """
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
 from ..cache import cache_root
-from .digits import stratified_split
+from .digits import stratified_split, write_tree_once
 
 VERSION = "v1"  # bump when the canvases change, so stale caches are not reused
 CANVAS = 64
@@ -57,8 +55,9 @@ def _place(rng, sizes):
     return boxes
 
 
-def render_canvas(rng, digit_images, digit_labels, pool):
-    """(RGB uint8 image, uint8 mask) of one canvas drawn from the digit indices `pool`."""
+def render_canvas(rng, digit_images, digit_labels, pool, placed=None):
+    """(RGB uint8 image, uint8 mask) of one canvas drawn from the digit indices `pool`;
+    `placed`, a list, receives each digit's (y, x, size, digit) (data/digit_boxes.py)."""
     from PIL import Image
 
     image = _background(rng)
@@ -76,11 +75,14 @@ def render_canvas(rng, digit_images, digit_labels, pool):
                          np.where(stroke <= BACKGROUND, 0, IGNORE_INDEX))
         # a later digit never overlaps an earlier one, so the box's mask is its own
         mask[y:y + size, x:x + size] = label
+        if placed is not None:
+            placed.append((y, x, size, int(digit_labels[i])))
     return (image * 255).round().astype(np.uint8), mask
 
 
-def generate(split, count, seed=SEED):
-    """The canvases of one split as a list of (image, mask): the same for the same seed."""
+def generate(split, count, seed=SEED, placements=None):
+    """The canvases of one split as a list of (image, mask): the same for the same seed;
+    `placements`, a list, receives each canvas's list of (y, x, size, digit)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -88,7 +90,13 @@ def generate(split, count, seed=SEED):
     train, val = stratified_split(digits.target)
     pool = train if split == "train" else val
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
-    return [render_canvas(rng, images, digits.target, pool) for _ in range(count)]
+    canvases = []
+    for _ in range(count):
+        placed = []
+        canvases.append(render_canvas(rng, images, digits.target, pool, placed))
+        if placements is not None:
+            placements.append(placed)
+    return canvases
 
 
 def ensure_digit_canvases(root=None):
@@ -99,23 +107,14 @@ def ensure_digit_canvases(root=None):
     root = root or default_root()
     if os.path.isfile(os.path.join(root, "COMPLETE")):
         return root
-    parent = os.path.dirname(os.path.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".digit-canvases-", dir=parent)
-    try:
+
+    def write(tmp):
         for split, count in COUNTS.items():
             for kind in ("images", "masks"):
                 os.makedirs(os.path.join(tmp, kind, split))
             for n, (image, mask) in enumerate(generate(split, count)):
                 Image.fromarray(image).save(os.path.join(tmp, "images", split, f"{n:04d}.png"))
                 Image.fromarray(mask).save(os.path.join(tmp, "masks", split, f"{n:04d}.png"))
-        with open(os.path.join(tmp, "COMPLETE"), "w") as fh:
-            fh.write(f"sklearn digit canvases {VERSION}: {COUNTS['train']} train, "
-                     f"{COUNTS['val']} val\n")
-        if os.path.isdir(root):  # an incomplete tree from an older, interrupted writer
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp)
-    return root
+        return f"sklearn digit canvases {VERSION}: {COUNTS['train']} train, {COUNTS['val']} val"
+
+    return write_tree_once(root, ".digit-canvases-", write)

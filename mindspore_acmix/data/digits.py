@@ -47,10 +47,8 @@ def ensure_digits(root=None):
     digits = load_digits()
     images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
     train, val = stratified_split(digits.target)
-    parent = os.path.dirname(os.path.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".digits-", dir=parent)
-    try:
+
+    def write(tmp):
         for split, indices in (("train", train), ("val", val)):
             for i in indices:
                 folder = os.path.join(tmp, split, str(digits.target[i]))
@@ -58,9 +56,23 @@ def ensure_digits(root=None):
                 img = Image.fromarray(images[i], mode="L").resize(
                     (IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC).convert("RGB")
                 img.save(os.path.join(folder, f"{i:04d}.png"))
+        return f"sklearn digits {VERSION}: {len(train)} train, {len(val)} val"
+
+    return write_tree_once(root, ".digits-", write)
+
+
+def write_tree_once(root, prefix, write):
+    """Build a data tree with `write(folder)` (which returns the COMPLETE stamp's text) in a
+    temporary folder beside `root`, then rename it into place: an interrupted first run never
+    leaves a half-written tree, and an incomplete one from an older writer is replaced."""
+    parent = os.path.dirname(os.path.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    try:
+        stamp = write(tmp)
         with open(os.path.join(tmp, "COMPLETE"), "w") as fh:
-            fh.write(f"sklearn digits {VERSION}: {len(train)} train, {len(val)} val\n")
-        if os.path.isdir(root):  # an incomplete tree from an older, interrupted writer
+            fh.write(stamp + "\n")
+        if os.path.isdir(root):
             shutil.rmtree(root)
         os.replace(tmp, root)
     finally:

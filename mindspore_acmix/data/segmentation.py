@@ -101,8 +101,8 @@ def read_pair(pair, num_classes, ignore_index, reduce_zero_label):
         raise BadSample(f"{mask_path}: mask is {label.shape[1]}x{label.shape[0]}, its image "
                         f"{name} is {image.shape[1]}x{image.shape[0]}")
     if reduce_zero_label:  # as mmsegmentation: 0 -> ignore, 1..K -> 0..K-1
-        label = np.where(label == 0, 256, label) - 1
-        label[label == 255] = ignore_index
+        label = label - 1
+        label[(label == -1) | (label == 254)] = ignore_index
     bad = (label >= num_classes) & (label != ignore_index) | (label < 0)
     if bad.any():
         values = np.unique(label[bad])

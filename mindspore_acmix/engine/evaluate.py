@@ -58,12 +58,8 @@ class SegmentationEvaluator:
     def __init__(self, net, split, world):
         from ..segmentation import SegInferencer
 
-        cfg = split.cfg
-        self.net, self.split, self.world, self.cfg = net, split, world, cfg
-        self.inferencer = SegInferencer(net, mode=cfg["test_mode"],
-                                        crop=tuple(cfg["crop_size"]),
-                                        stride=tuple(cfg["test_stride"]),
-                                        flip=cfg["test_flip"], num_classes=cfg["num_classes"])
+        self.net, self.split, self.world, self.cfg = net, split, world, split.cfg
+        self.inferencer = SegInferencer.from_config(net, split.cfg)
 
     def run(self, epoch=0):
         from ..metrics import SegmentationMetric
@@ -95,3 +91,60 @@ class SegmentationEvaluator:
         """Class maps of the batch's images at their labels' size (one size a batch)."""
         scores = self.inferencer(images, out_size=labels[0].shape)
         return list(scores[:len(labels)].argmax(1))
+
+
+class DetectionEvaluator:
+    """COCO AP, AP50, AP75, APs/m/l of a detector over a split: each rank decodes its share's
+    raw outputs with the shared postprocess (detection.postprocess, as the exported model's
+    users do), the detections of every rank are gathered, and COCOeval runs on the whole
+    set. Also returns the first NUM_EXAMPLES (image, meta, detections) of rank 0's share."""
+
+    def __init__(self, net, split, world):
+        self.net, self.split, self.world = net, split, world
+        self.forward = ms.jit(net, jit_level=jit_level())
+        self.level_anchors = net.anchors.level_anchors(split.pad_shape)
+
+    def run(self, epoch=0):
+        from ..detection import postprocess
+        from ..detection.evaluation import coco_metrics, detection_rows
+
+        self.net.set_train(False)
+        bs, rows, examples, seen = self.split.cfg["batch_size"], [], [], 0
+        for images, metas in self.split.eval_batches():
+            n = len(metas)
+            if n < bs:  # one compiled shape for every batch
+                images = np.concatenate([images, np.zeros((bs - n,) + images.shape[1:],
+                                                          images.dtype)])
+            cls, reg = self.forward(Tensor(images))
+            cls, reg = [c.asnumpy() for c in cls], [r.asnumpy() for r in reg]
+            for i, (image_id, img_shape, scale) in enumerate(metas):
+                factor = np.array([scale[0], scale[1], scale[0], scale[1]])
+                boxes, scores, labels = postprocess(
+                    [c[i] for c in cls], [r[i] for r in reg], self.level_anchors, img_shape,
+                    factor, self.net.test_cfg)
+                rows.append(detection_rows(image_id, boxes, scores, labels))
+                if len(examples) < NUM_EXAMPLES:  # boxes on the resized image, as shown
+                    record = self.split.by_id[image_id]
+                    examples.append((images[i], img_shape, boxes * factor, scores, labels,
+                                     record.boxes * factor, record.labels))
+            seen += n
+        rows = gather_rows(np.concatenate(rows) if rows else np.zeros((0, 7)), self.world)
+        result = coco_metrics(self.split.coco, rows, self.split.cat_ids)
+        total = int(all_reduce_sum([seen], self.world)[0])
+        result.update(num_samples=total, examples=examples,
+                      skipped_images=self.split.num_samples - total)
+        return result
+
+
+def gather_rows(rows, world):
+    """Every rank's (K_r, 7) detection rows, concatenated (padded to the longest for the
+    all-gather, as float32: image ids and labels stay exact below 2 ** 24)."""
+    if world == 1:
+        return rows
+    from .distributed import all_gather
+
+    counts = all_gather([len(rows)], world)[:, 0].astype(int)
+    padded = np.zeros((counts.max(), 7), np.float32)
+    padded[:len(rows)] = rows
+    gathered = all_gather(padded.ravel(), world).reshape(world, -1, 7)
+    return np.concatenate([g[:c] for g, c in zip(gathered, counts)]).astype(np.float64)

@@ -61,6 +61,21 @@ def poly_schedule(cfg, world):
     return lrs.astype(np.float32)
 
 
+def step_schedule(cfg, steps_per_epoch, world):
+    """Per-iteration learning rates of mmdet's 1x policy: the peak times 0.1 for each of
+    lr_steps already passed (epochs), and during the first warmup_iters the factor
+    1 - (1 - t / warmup_iters) * (1 - warmup_start_factor) (mmcv's linear warm-up, 500
+    iterations from 0.001 in the recipes)."""
+    total = cfg["epochs"] * steps_per_epoch
+    t = np.arange(total, dtype=np.float64)
+    passed = np.searchsorted(np.asarray(cfg["lr_steps"]) * steps_per_epoch, t, side="right")
+    lrs = scaled_lr(cfg, world) * 0.1 ** passed
+    warmup = min(cfg["warmup_iters"], total)
+    if warmup:
+        lrs[:warmup] *= 1 - (1 - t[:warmup] / warmup) * (1 - cfg["warmup_start_factor"])
+    return lrs.astype(np.float32)
+
+
 def no_decay_names(net):
     """The model's no_weight_decay() (also through AMP's output-cast wrapper); the shared
     rule of models.base for a network without one."""
@@ -84,7 +99,9 @@ def param_groups(net, weight_decay, no_decay_keys=None):
 
 
 def build_optimizer(cfg, net, lrs):
-    groups = param_groups(net, cfg["weight_decay"], cfg.get("no_decay_keys"))
+    # MindSpore refuses an empty group (no_decay_keys: [] leaves no no-decay parameter)
+    groups = [g for g in param_groups(net, cfg["weight_decay"], cfg.get("no_decay_keys"))
+              if g.get("params", True)]
     lr = Tensor(lrs)
     if cfg["optimizer"] == "adamw":
         return nn.AdamWeightDecay(groups, learning_rate=lr, beta1=cfg["betas"][0],

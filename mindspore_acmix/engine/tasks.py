@@ -6,9 +6,10 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
+from ..layers.placement import place_network
 from .build import build_network
-from .evaluate import Evaluator, SegmentationEvaluator
-from .optim import lr_schedule, poly_schedule, warmup_steps, MAX_WARMUP_FRACTION
+from .evaluate import DetectionEvaluator, Evaluator, SegmentationEvaluator
+from .optim import lr_schedule, poly_schedule, step_schedule, warmup_steps, MAX_WARMUP_FRACTION
 
 
 class Float32CrossEntropy(nn.Cell):
@@ -116,6 +117,10 @@ class ClassificationTask:
     def after_evaluation(self, metrics, out, counter):
         """Figures of an evaluation (rank 0); classification has none beyond the curves."""
 
+    def exportable(self, net, shape):
+        """(the cell export.py writes for an input of `shape`, what it outputs)."""
+        return net, f"({shape[0]}, {self.cfg['num_classes']}) logits"
+
     def eval_report(self, metrics, checkpoint):
         """(lines for people, the JSON-ready result) of eval.py."""
         return ([f"{checkpoint}: top-1 {metrics['top1']:.4f}, top-5 {metrics['top5']:.4f}, "
@@ -207,6 +212,9 @@ class SegmentationTask:
         write_predictions(metrics["examples"], self.class_names, self.cfg,
                           f"iteration {counter}: val mIoU {metrics['mIoU']:.3f}", out)
 
+    def exportable(self, net, shape):
+        return net, f"({shape[0]}, {self.cfg['num_classes']}, {shape[2]}, {shape[3]}) logits"
+
     def eval_report(self, metrics, checkpoint):
         """The per-class IoU / Acc table and the summary line; the result without the
         example images, NaN (a class in neither labels nor predictions) as null."""
@@ -226,11 +234,108 @@ def _percent(value):
     return "    -  " if np.isnan(value) else f"{100 * value:6.2f}%"
 
 
-TASKS = {"classification": ClassificationTask, "segmentation": SegmentationTask}
+class DetectionTask(ClassificationTask):
+    """Object detection on COCO-layout data, in epochs (mmdet's 1x: step decay at lr_steps,
+    linear warm-up over warmup_iters); best by val COCO AP. The splits assign the
+    training targets with the detector's anchors, so build_network comes first."""
+
+    best_key, best_label = "AP", "AP"
+    bad_data = "bad train and {val} bad val image(s) (named above)"
+    METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+    def __init__(self, cfg, rank=0, world=1, log=print):
+        super().__init__(cfg, rank, world, log)
+        self.class_names = cfg["class_names"] or [str(c) for c in range(cfg["num_classes"])]
+        self.detector = None
+
+    def build_network(self, for_training=True):
+        log = self.log if self.rank == 0 else (lambda _: None)
+        self.detector = build_detector(self.cfg, log, pretrained=for_training)
+        return self.detector
+
+    def splits(self):
+        return self.split("train"), self.split("val")
+
+    def split(self, name):
+        from ..data.detection import DetectionSplit
+        if self.detector is None:
+            raise RuntimeError("DetectionTask.split needs build_network first (the anchors)")
+        return DetectionSplit(self.cfg, name, self.detector.anchors, self.detector.train_cfg,
+                              self.rank, self.world, self.log)
+
+    def loss_fn(self):
+        from ..detection import DetectionLoss
+        return DetectionLoss(self.cfg["num_classes"])
+
+    def lr_schedule(self, updates_per_period):
+        return step_schedule(self.cfg, updates_per_period, self.world)
+
+    def evaluator(self, net, split):
+        return DetectionEvaluator(net, split, self.world)
+
+    def record(self, metrics):
+        return {f"val_{k}": _none_if_nan(metrics[k]) for k in self.METRICS}
+
+    def summary(self, record):
+        return (f"epoch {record['epoch']}/{self.periods}: train loss {record['train_loss']:.4f}, "
+                + ", ".join(f"val {k} {_fmt(record['val_' + k])}" for k in self.METRICS[:3])
+                + f" ({record['epoch_time_s']:.1f} s)")
+
+    def curves(self, records):
+        return ([("train", [r["train_loss"] for r in records])],
+                [(f"val {k}", [r[f"val_{k}"] for r in records]) for k in self.METRICS[:3]],
+                "COCO AP")
+
+    def after_evaluation(self, metrics, out, counter):
+        from .det_figures import write_detections
+        write_detections(metrics["examples"], self.class_names, self.cfg,
+                         f"epoch {counter}: val AP50 {metrics['AP50']:.3f}", out)
+
+    def exportable(self, net, shape):
+        from ..detection import FlatOutputs
+        levels = len(net.anchors.strides)
+        return (FlatOutputs(net), f"{levels} levels' class logits then {levels} levels' box "
+                "deltas (decode with mindspore_acmix.detection.postprocess)")
+
+    def eval_report(self, metrics, checkpoint):
+        result = {k: _none_if_nan(v) for k, v in metrics.items() if k != "examples"}
+        return ([f"{checkpoint}: " + ", ".join(f"{k} {_fmt(result[k])}" for k in self.METRICS)
+                 + f" on {metrics['num_samples']} images"], result)
+
+
+def _none_if_nan(value):
+    return None if np.isnan(value) else value
+
+
+def _fmt(value):
+    return "-" if value is None else f"{value:.4f}"
+
+
+TASKS = {"classification": ClassificationTask, "segmentation": SegmentationTask,
+         "detection": DetectionTask}
 
 
 def make_task(cfg, rank=0, world=1, log=print):
     return TASKS[cfg["task"]](cfg, rank, world, log)
+
+
+def build_detector(cfg, log=print, pretrained=True):
+    """The detector a config describes (backbone `model` with `model_kwargs`, `detector`
+    with `detector_kwargs`), placed for the device; with `pretrained`, the config's
+    pretrained_backbone loaded strictly into its backbone."""
+    from .. import config as config_lib
+    from ..detection import create_detector
+
+    try:
+        net = create_detector(cfg["model"], head=cfg["detector"], num_classes=cfg["num_classes"],
+                              **cfg["detector_kwargs"], **cfg["model_kwargs"])
+    except (TypeError, ValueError) as exc:
+        raise config_lib.ConfigError(f"detector_kwargs {cfg['detector_kwargs']} / model_kwargs "
+                                     f"{cfg['model_kwargs']} do not fit a {cfg['detector']} on "
+                                     f"{cfg['model']}: {exc}") from None
+    if pretrained and cfg["pretrained_backbone"]:
+        load_pretrained_backbone(net.backbone, cfg["pretrained_backbone"], log)
+    return place_network(net)
 
 
 def build_segmentor(cfg, log=print, pretrained=True):
@@ -238,7 +343,6 @@ def build_segmentor(cfg, log=print, pretrained=True):
     `aux_head`), implementations placed for the device; with `pretrained`, the config's
     pretrained_backbone loaded strictly into its backbone."""
     from .. import config as config_lib
-    from ..layers.placement import place_network
     from ..segmentation import create_segmentor
 
     try:
@@ -248,7 +352,24 @@ def build_segmentor(cfg, log=print, pretrained=True):
         raise config_lib.ConfigError(f"model_kwargs {cfg['model_kwargs']} do not fit a "
                                      f"{cfg['head']} segmentor on {cfg['model']}: {exc}") from None
     if pretrained and cfg["pretrained_backbone"]:
-        from ..checkpoint import load_backbone_checkpoint
-        load_backbone_checkpoint(net.backbone, cfg["pretrained_backbone"], log=log)
-        log(f"backbone weights from {cfg['pretrained_backbone']}")
+        load_pretrained_backbone(net.backbone, cfg["pretrained_backbone"], log)
     return place_network(net)
+
+
+def load_pretrained_backbone(backbone, path, log=print):
+    """checkpoint.load_backbone_checkpoint into a segmentor's backbone, whose parameters are
+    named `backbone.*` inside the segmentor: they carry the backbone's own names while it
+    loads (those of the classification checkpoint), and their full names again after."""
+    from ..checkpoint import load_backbone_checkpoint
+
+    params = list(backbone.get_parameters())
+    full = [p.name for p in params]
+    prefix = "backbone."
+    try:
+        for p in params:
+            if p.name.startswith(prefix):
+                p.name = p.name[len(prefix):]
+        load_backbone_checkpoint(backbone, path, log=log)
+    finally:
+        for p, name in zip(params, full):
+            p.name = name

@@ -100,6 +100,17 @@ class Dropout(_KeyedDrop):
         super().__init__("dropout", p)
 
 
+class Dropout2d(_KeyedDrop):
+    """Channel dropout: whole (sample, channel) maps zeroed with probability `p`
+    (nn.Dropout2d's interface, keyed draws, so a resumed run drops what the original did)."""
+
+    def __init__(self, p=0.5):
+        super().__init__("dropout", p)
+
+    def mask_shape(self, x):
+        return x.shape[:2] + (1,) * (x.ndim - 2)
+
+
 def set_key(key):
     """Write RNG_KEY from the host (outside a compiled step), e.g. in tests."""
     RNG_KEY.set_data(Tensor(np.int32(key)))

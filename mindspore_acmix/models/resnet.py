@@ -239,13 +239,15 @@ def resnet50(num_classes=1000, **kwargs):
 
 @register_model(default_cfg=model_cfg("this project: ACmix-ResNet for 32x32 inputs", **TINY_CFG))
 def acmix_resnet_tiny(num_classes=1000, **kwargs):
-    """For 32x32 inputs (the built-in digits run): one block per stage, width 16, 3x3 stem."""
-    return ACmixResNet([1, 1, 1, 1], num_classes=num_classes, width=16, small_stem=True,
-                       **kwargs)
+    """For 32x32 inputs (the built-in digits run): one block per stage, width 16, 3x3 stem
+    (small_stem=False: ResNet's stride-4 stem, as the detection demo on 64x64 canvases)."""
+    kwargs.setdefault("small_stem", True)
+    return ACmixResNet([1, 1, 1, 1], num_classes=num_classes, width=16, **kwargs)
 
 
 @register_model(default_cfg=model_cfg("this project: the plain twin of acmix_resnet_tiny",
                                       **TINY_CFG))
 def resnet_tiny(num_classes=1000, **kwargs):
     """The plain-convolution twin of acmix_resnet_tiny."""
-    return ResNet([1, 1, 1, 1], num_classes=num_classes, width=16, small_stem=True, **kwargs)
+    kwargs.setdefault("small_stem", True)
+    return ResNet([1, 1, 1, 1], num_classes=num_classes, width=16, **kwargs)

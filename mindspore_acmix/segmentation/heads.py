@@ -12,6 +12,7 @@ from mindspore import nn, ops
 from mindspore.common.initializer import HeNormal, Normal, One, Zero, initializer
 
 from ..layers.conv import SameConv2d
+from ..layers.stochastic import Dropout2d
 
 
 def resize(x, size):
@@ -49,7 +50,8 @@ class DecodeHead(nn.Cell):
         self.in_channels = [in_channels[i] for i in self.in_index]
         self.channels = channels
         self.num_classes = num_classes
-        self.dropout = nn.Dropout2d(p=dropout_ratio) if dropout_ratio > 0 else nn.Identity()
+        # keyed draws (layers.stochastic): a resumed run drops the channels the original did
+        self.dropout = Dropout2d(p=dropout_ratio) if dropout_ratio > 0 else nn.Identity()
         self.conv_seg = SameConv2d(channels, num_classes, 1, has_bias=True,
                                    weight_init=Normal(0.01), bias_init=Zero())
 
