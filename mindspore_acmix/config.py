@@ -163,11 +163,11 @@ SCHEMA = {
     "clip_grad_norm": Field(float, None, "clip gradients to this global norm", positive,
                             nullable=True),
     "accumulate_steps": Field(int, 1, "micro-batches per update (gradient accumulation; the "
-                              "lr is scaled to batch_size * devices * this)", positive),
+                              "lr is scaled to batch_size * devices * this)", positive, tasks=CLS),
     "ema": Field(bool, False, "keep an exponential moving average of the weights, evaluated "
-                 "and checkpointed alongside (ema.* entries)"),
+                 "and checkpointed alongside (ema.* entries)", tasks=CLS),
     "ema_decay": Field(float, 0.9998, "EMA decay per update",
-                       lambda v: None if 0 < v < 1 else "must be in (0, 1)"),
+                       lambda v: None if 0 < v < 1 else "must be in (0, 1)", tasks=CLS),
     "sync_bn": Field(bool, False, "SyncBatchNorm over all ranks under msrun (Ascend/GPU)"),
     "amp_level": Field(str, "auto", "O0 (fp32) | O2 (fp16, norms and softmax in fp32) | auto "
                        "(O2 on Ascend/GPU, O0 on CPU); see mindspore_acmix/engine/amp.py",
