@@ -15,7 +15,7 @@ quiet_mindspore()
 _LAZY = {
     "create_model": "factory", "count_params": "factory", "create_segmentor": "segmentation",
     "create_detector": "detection",
-    "list_models": "registry", "is_model": "registry", "register_model": "registry",
+    "list_models": "factory", "is_model": "factory", "register_model": "registry",
     # the ACmix layers of the four families, SAN's attention module, the shift operator
     "ACmix": "layers", "WindowAttentionACmix": "layers", "SAMACmix": "layers", "SAM": "layers",
     "PVTAttentionACmix": "models.pvt", "shift2d": "ops", "place_network": "layers",

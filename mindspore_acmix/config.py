@@ -13,7 +13,7 @@ import yaml
 
 from . import atomic
 from .models.base import IMAGENET_MEAN, IMAGENET_STD
-from .registry import get_default_cfg, is_model, list_models
+from .factory import get_default_cfg, is_model, list_models
 
 
 class ConfigError(ValueError):

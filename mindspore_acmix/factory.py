@@ -1,7 +1,8 @@
-"""Building registered models by name."""
+"""Building registered models by name, and looking them up: importing this module registers
+the model families, so its lookups (re-exported from the registry) see every model."""
 from . import models  # noqa: F401  (registers the model families)
 from .checkpoint import load_network_checkpoint
-from .registry import model_entrypoint
+from .registry import get_default_cfg, is_model, list_models, model_entrypoint  # noqa: F401
 
 
 def create_model(name, num_classes=1000, checkpoint_path=None, recompute=False, **kwargs):

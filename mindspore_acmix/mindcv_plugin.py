@@ -22,8 +22,7 @@ import os
 import runpy
 import sys
 
-from . import models  # noqa: F401  (registers our families)
-from .registry import get_default_cfg, list_models, model_entrypoint
+from .factory import get_default_cfg, list_models, model_entrypoint
 
 try:
     from mindcv.models import registry as _mindcv_registry

@@ -15,6 +15,10 @@ point so that every registered model takes the keyword arguments timm's and Mind
 
 The built network carries `default_cfg` (and timm's alias `pretrained_cfg`): the registered
 cfg with this instance's num_classes and input channels.
+
+A leaf module (MindCV's registry likewise): the families import it, it imports none of them.
+The lookups below see what has been registered; `mindspore_acmix.factory` (and so
+`mindspore_acmix.list_models`, `create_model`) imports the families first.
 """
 import copy
 import difflib
@@ -77,23 +81,20 @@ def get_default_cfg(name):
     return copy.deepcopy(_DEFAULT_CFGS.get(name, {}))
 
 
-def _registered():
-    """The registry, with our model families in it (importing them registers them)."""
-    from . import models  # noqa: F401
-    return _ENTRYPOINTS
-
-
 def list_models(pattern="*"):
     """Sorted names of the registered models matching a shell-style pattern."""
-    return sorted(n for n in _registered() if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n in _ENTRYPOINTS if fnmatch.fnmatch(n, pattern))
 
 
 def is_model(name):
-    return name in _registered()
+    return name in _ENTRYPOINTS
 
 
 def model_entrypoint(name):
-    if name not in _registered():
+    if not _ENTRYPOINTS:
+        raise ValueError(f"unknown model {name!r}: no model is registered yet (import "
+                         "mindspore_acmix.factory or mindspore_acmix.models first)")
+    if name not in _ENTRYPOINTS:
         close = difflib.get_close_matches(str(name), _ENTRYPOINTS, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown model {name!r}{hint} Known models: {', '.join(list_models())}")

@@ -21,7 +21,7 @@ from mindspore import Tensor
 from mindspore_acmix import config as C
 from mindspore_acmix.checkpoint import read_checkpoint
 from mindspore_acmix.data.pipeline import ImageFolderSplit, epoch_indices
-from mindspore_acmix.engine.distributed import step_key
+from mindspore_acmix.seeding import step_key
 from mindspore_acmix.engine.lost_worker import lost_workers
 from mindspore_acmix.engine.optim import lr_schedule
 from mindspore_acmix.engine.trainer import Trainer

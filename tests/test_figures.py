@@ -8,7 +8,7 @@ import pytest
 
 from mindspore_acmix.engine.report import curves_figure
 from mindspore_acmix.engine.tasks import ClassificationTask
-from mindspore_acmix.tools.rates import rates_figure
+from mindspore_acmix.engine.rate_figures import rates_figure
 
 
 def classification(epochs):

@@ -1,4 +1,5 @@
-"""python -m mindspore_acmix.tools.rates: the learned rate1 / rate2 of every ACmix layer."""
+"""python -m mindspore_acmix.tools.rates and engine/rate_figures.py: the learned rate1 / rate2 of
+every ACmix layer."""
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ from mindspore import Tensor
 
 from mindspore_acmix import create_model
 from mindspore_acmix.checkpoint import save_checkpoint_atomic
+from mindspore_acmix.engine.rate_figures import from_network
 from mindspore_acmix.tools import rates
 
 from test_conventions import PVT, SWIN
@@ -60,7 +62,7 @@ def test_checkpoint_to_json_and_png(tmp_path, capsys):
 def test_transformer_families_in_network_order(name, kwargs, names):
     net = create_model(name, **kwargs)
     set_rates(net)
-    layers = rates.from_network(net)
+    layers = from_network(net)
     assert [r["name"] for r in layers] == names
     assert [r["stage"] for r in layers] == list(range(1, len(names) + 1))
     np.testing.assert_allclose([r["rate2"] for r in layers],

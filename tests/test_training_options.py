@@ -8,7 +8,7 @@ from mindspore import Tensor, nn
 
 from mindspore_acmix import config as C
 from mindspore_acmix.engine.accumulate import GradAccumulator
-from mindspore_acmix.engine.distributed import step_key
+from mindspore_acmix.seeding import step_key
 from mindspore_acmix.engine.ema import EMA
 from mindspore_acmix.engine.sync_bn import check_sync_bn
 from mindspore_acmix.engine.step import TrainStep

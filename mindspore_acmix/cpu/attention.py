@@ -6,6 +6,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, ops
 
+from ..checks import ceil_div
 from ..ops.local_attention import LocalAttention
 from .build import aot_op, require_kernel
 
@@ -21,7 +22,7 @@ class AotLocalAttention(LocalAttention):
         lib = require_kernel(SOURCE, "attn_impl")
 
         def out_size(n):
-            return -(-n // stride)
+            return ceil_div(n, stride)
 
         def fwd_shape(q, kp, v, cfg):
             return ([q[0], q[1], out_size(q[2]), out_size(q[3])],

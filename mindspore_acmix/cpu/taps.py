@@ -4,6 +4,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
+from ..checks import ceil_div
 from .build import aot_op, kernel_library, kernel_unavailable_reason
 
 SOURCE = "conv_taps_cpu.cc"
@@ -27,7 +28,7 @@ class TapOps(nn.Cell):
         self.cfg = Tensor(np.array(geometry, np.int32))
 
         def unfold_shape(x, cfg, like):
-            return [x[0], x[1] * kk, -(-x[2] // s), -(-x[3] // s)]
+            return [x[0], x[1] * kk, ceil_div(x[2], s), ceil_div(x[3], s)]
 
         def fold_shape(cols, cfg, like):
             return [cols[0], cols[1] // kk, like[-2], like[-1]]

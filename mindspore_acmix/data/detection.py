@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .pipeline import DataError
-from .segmentation import _resize, normalize, rescale_size
+from ..checks import ceil_div
+from .image_check import DataError, check_one_batch
+from .segmentation import normalize, rescale_size, resize_array
 
 
 class ImageRecord:
@@ -90,7 +91,7 @@ def transform(image, boxes, cfg, flip=False):
     ph, pw = cfg["pad_size"]
     if nh > ph or nw > pw:
         raise DataError(f"an image resized to {nh}x{nw} does not fit pad_size {ph}x{pw}")
-    image = _resize(image, (nh, nw), Image.BILINEAR)
+    image = resize_array(image, (nh, nw), Image.BILINEAR)
     scale = np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
     boxes = boxes * scale
     boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, nw)
@@ -117,11 +118,10 @@ class DetectionSplit:
     """One split of a COCO-layout folder. Training: `train_batches(epoch)` yields
     steps_per_epoch (images, targets) batches, every rank its shard of the (seed, epoch)
     permutation. Evaluation: `eval_batches()` yields (images, metas) of this rank's share;
-    a meta is (image_id, img_shape, (w_scale, h_scale))."""
+    a meta is (image_id, img_shape, (w_scale, h_scale)). `assign` is the detector's target
+    assignment (detection.image_targets), given by the task: data imports no model code."""
 
-    def __init__(self, cfg, split, anchors, train_cfg, rank=0, world=1, log=print):
-        from ..detection import image_targets
-
+    def __init__(self, cfg, split, anchors, train_cfg, rank=0, world=1, log=print, *, assign):
         self.cfg, self.split, self.rank, self.world = cfg, split, rank, world
         self.train = split == "train"
         self.log = log if rank == 0 else (lambda _: None)
@@ -136,16 +136,15 @@ class DetectionSplit:
         self.pad_shape = tuple(cfg["pad_size"])
         self.anchors, self.train_cfg = anchors, train_cfg
         self.all_anchors = np.concatenate(anchors.level_anchors(self.pad_shape))
-        self._targets = image_targets
-        if self.train and self.num_samples // world < cfg["batch_size"]:
-            raise DataError(f"{self.ann_file} has {self.num_samples} images: fewer than one "
-                            f"batch of {cfg['batch_size']} per device")
+        self._targets = assign
+        if self.train:
+            check_one_batch(self.ann_file, self.num_samples, cfg["batch_size"], world)
 
     @property
     def steps_per_epoch(self):
         if self.train:
             return self.num_samples // (self.cfg["batch_size"] * self.world)
-        return -(-len(range(self.rank, self.num_samples, self.world)) // self.cfg["batch_size"])
+        return ceil_div(len(range(self.rank, self.num_samples, self.world)), self.cfg["batch_size"])
 
     def warnings(self):
         return []

@@ -121,6 +121,14 @@ class DataError(ValueError):
     """A dataset folder or image that cannot be used."""
 
 
+def check_one_batch(what, num_samples, batch_size, world):
+    """A training split must give every device at least one full batch (the last partial batch
+    is dropped): `what` names the split in the message."""
+    if num_samples // world < batch_size:
+        raise DataError(f"{what} has {num_samples} images: fewer than one batch of "
+                        f"{batch_size} per device")
+
+
 def file_problem(path):
     """image_problem of the file at `path`, reading it whole (for reports, not pipelines)."""
     with open(path, "rb") as fh:

@@ -16,10 +16,11 @@ import mindspore.dataset as ds
 import mindspore.dataset.transforms as T
 import mindspore.dataset.vision as V
 
-from ..engine.distributed import data_seed
+from ..checks import ceil_div
+from ..seeding import data_seed
 from .digits import ensure_digits
-from .image_check import (FOLDER_EXTENSIONS, DataError, check_encoded, is_image_name,
-                          pipeline_error)
+from .image_check import (FOLDER_EXTENSIONS, DataError, check_encoded, check_one_batch,
+                          is_image_name, pipeline_error)
 
 
 def dataset_root(cfg):
@@ -116,9 +117,8 @@ class ImageFolderSplit:
         self.num_samples = self._folder().get_dataset_size()
         self.skipped = 0  # unreadable images of the last train_batches epoch
         self.indices = epoch_indices(self.num_samples, cfg["seed"], 0, rank, world, self.train)
-        if self.train and len(self.indices) < cfg["batch_size"]:
-            raise DataError(f"{self.root}/train has {self.num_samples} images: fewer than one "
-                            f"batch of {cfg['batch_size']} per device")
+        if self.train:
+            check_one_batch(f"{self.root}/train", self.num_samples, cfg["batch_size"], world)
 
     def warnings(self):
         """Lines worth telling the user about this split's folders."""
@@ -137,7 +137,7 @@ class ImageFolderSplit:
     def steps_per_epoch(self):
         if self.train:
             return len(self.indices) // self.cfg["batch_size"]
-        return -(-len(self.indices) // self.cfg["batch_size"])
+        return ceil_div(len(self.indices), self.cfg["batch_size"])
 
     def transforms(self):
         cfg = self.cfg

@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .image_check import IMAGE_EXTENSIONS, DataError
+from ..checks import ceil_div
+from .image_check import IMAGE_EXTENSIONS, DataError, check_one_batch
 
 LAYOUTS = {  # dataset -> (image folder, mask folder, {split: folder name})
     "ade20k": ("images", "annotations", {"train": "training", "val": "validation"}),
@@ -114,7 +115,7 @@ def read_pair(pair, num_classes, ignore_index, reduce_zero_label):
 
 
 # ------------------------------------------------------------------ transforms (NumPy/PIL)
-def _resize(array, size, resample):
+def resize_array(array, size, resample):
     """`array` (H, W[, C]) resized to size (h, w) with PIL (bilinear for images, nearest for
     labels)."""
     from PIL import Image
@@ -141,7 +142,7 @@ def random_resize(image, label, rng, scale, ratio_range):
 
     ratio = rng.uniform(*ratio_range)
     size = rescale_size(*image.shape[:2], (scale[0] * ratio, scale[1] * ratio))
-    return _resize(image, size, Image.BILINEAR), _resize(label, size, Image.NEAREST)
+    return resize_array(image, size, Image.BILINEAR), resize_array(label, size, Image.NEAREST)
 
 
 def random_crop(image, label, rng, crop, cat_max_ratio, ignore_index):
@@ -218,7 +219,7 @@ def eval_transform(image, cfg):
     from PIL import Image
 
     size = rescale_size(*image.shape[:2], cfg["scale"])
-    return normalize(_resize(image, size, Image.BILINEAR), cfg["mean"], cfg["std"])
+    return normalize(resize_array(image, size, Image.BILINEAR), cfg["mean"], cfg["std"])
 
 
 # ------------------------------------------------------------------ splits
@@ -241,15 +242,14 @@ class SegmentationSplit:
         if missing and not cfg["skip_bad_images"]:
             raise DataError(f"{len(missing)} image(s) of {self.root} ({self.split}) have no "
                             f"mask, e.g. {missing[0]} (set skip_bad_images: true to skip them)")
-        if self.train and self.num_samples // world < cfg["batch_size"]:
-            raise DataError(f"{self.root} ({split}) has {self.num_samples} images: fewer than "
-                            f"one batch of {cfg['batch_size']} per device")
+        if self.train:
+            check_one_batch(f"{self.root} ({split})", self.num_samples, cfg["batch_size"], world)
 
     @property
     def steps_per_epoch(self):
         if self.train:
             return self.cfg["eval_interval"]
-        return -(-len(self._eval_indices()) // self.cfg["batch_size"])
+        return ceil_div(len(self._eval_indices()), self.cfg["batch_size"])
 
     def warnings(self):
         missing = sum(mask is None for _, _, mask in self.pairs)

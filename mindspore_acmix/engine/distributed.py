@@ -1,5 +1,5 @@
-"""Data-parallel setup under msrun, the collectives the trainer needs, and the seeds that make
-every rank's randomness its own yet reproducible."""
+"""Data-parallel setup under msrun and the collectives the trainer needs (the per-rank seeds
+are in seeding.py)."""
 import os
 
 import numpy as np
@@ -57,23 +57,6 @@ def all_gather(values, world):
     if world == 1:
         return values
     return _AllGather()(Tensor(values)).asnumpy()
-
-
-def derived_seed(*parts):
-    """A 31-bit seed from non-negative integers (seed, rank, epoch, step ...): distinct for
-    distinct tuples, the same on every machine and run."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0]) & 0x7FFFFFFF
-
-
-def data_seed(seed, rank, epoch):
-    """The data pipeline's seed for one rank and epoch (crops, flips, RandAugment, erasing,
-    mixup/cutmix)."""
-    return derived_seed(seed, rank, epoch, 0)
-
-
-def step_key(seed, rank, step):
-    """The key of the stochastic layers (DropPath, dropout) for one rank and global step."""
-    return Tensor(np.int32(derived_seed(seed, rank, step, 1)))
 
 
 class RankMean(nn.Cell):

@@ -11,7 +11,7 @@ from .overflow import OverflowCheck
 class TrainStep(nn.Cell):
     """One optimisation step: forward, backward, gradient mean over ranks, optional
     clipping, then the update. Takes the stochastic layers' key of this rank and step
-    (distributed.step_key). Returns (loss, overflow) as device tensors: the loss is the mean
+    (seeding.step_key). Returns (loss, overflow) as device tensors: the loss is the mean
     over ranks; with dynamic loss scaling, a step that overflowed on any rank is skipped on
     every rank, the scale lowered, and overflow is True (the verdict: engine/overflow.py)."""
 

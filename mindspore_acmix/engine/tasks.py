@@ -258,10 +258,11 @@ class DetectionTask(ClassificationTask):
 
     def split(self, name):
         from ..data.detection import DetectionSplit
+        from ..detection import image_targets
         if self.detector is None:
             raise RuntimeError("DetectionTask.split needs build_network first (the anchors)")
         return DetectionSplit(self.cfg, name, self.detector.anchors, self.detector.train_cfg,
-                              self.rank, self.world, self.log)
+                              self.rank, self.world, self.log, assign=image_targets)
 
     def loss_fn(self):
         from ..detection import DetectionLoss

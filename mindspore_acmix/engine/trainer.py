@@ -15,13 +15,14 @@ from mindspore import ops
 from .. import config as config_lib
 from ..layers.placement import describe_implementations
 from ..runtime import jit_level
-from ..tools.rates import write_figure_of_network
+from ..seeding import step_key
 from .accumulate import GradAccumulator, updates_per_epoch
 from .amp import mixed_precision, resolve_amp
-from .distributed import all_gather, all_reduce_sum, init_distributed, step_key
+from .distributed import all_gather, all_reduce_sum, init_distributed
 from .ema import EMA
 from .errors import Interrupted, TrainingError
 from .optim import build_optimizer
+from .rate_figures import write_figure_of_network
 from .report import MetricsLog, Progress, run_title
 from .rundir import OutputDirLock, refuse_to_overwrite
 from .state import RunState

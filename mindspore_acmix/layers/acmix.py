@@ -19,22 +19,11 @@ from mindspore import Parameter, Tensor, nn, ops
 
 from .. import implementations
 from ..ops.local_attention import window_padding
-from .checks import check_windowed_input
+from ..checks import check_windowed_input, odd_kernel, positive_int
 from .conv import SameConv2d
 from .placement import DevicePlaced, check_placement
 
 DEP_CONV_INITS = ("shift", "kaiming")
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _odd_kernel(name, value):
-    _positive_int(name, value)
-    if value % 2 == 0:
-        raise ValueError(f"{name} must be odd so the window has a centre, got {value}")
 
 
 def position_grid(h, w):
@@ -77,13 +66,13 @@ class ACmix(DevicePlaced, nn.Cell):
     def __init__(self, in_planes, out_planes, kernel_att=7, head=4, kernel_conv=3, stride=1,
                  dilation=1, dep_conv_init="shift", attn_impl="auto", conv_impl="auto"):
         super().__init__()
-        _positive_int("in_planes", in_planes)
-        _positive_int("out_planes", out_planes)
-        _positive_int("head", head)
-        _odd_kernel("kernel_att", kernel_att)
-        _odd_kernel("kernel_conv", kernel_conv)
-        _positive_int("stride", stride)
-        _positive_int("dilation", dilation)
+        positive_int("in_planes", in_planes)
+        positive_int("out_planes", out_planes)
+        positive_int("head", head)
+        odd_kernel("kernel_att", kernel_att)
+        odd_kernel("kernel_conv", kernel_conv)
+        positive_int("stride", stride)
+        positive_int("dilation", dilation)
         if out_planes % head:
             raise ValueError(f"out_planes ({out_planes}) must be divisible by head ({head})")
         if dep_conv_init not in DEP_CONV_INITS:

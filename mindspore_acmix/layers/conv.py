@@ -24,6 +24,7 @@ a MindIR cannot carry.
 import mindspore as ms
 from mindspore import nn, ops
 
+from ..checks import ceil_div
 from ..cpu import taps
 from ..ops.local_attention import subsample
 from ..ops.shift import shift2d
@@ -142,7 +143,7 @@ class SameConv2d(DevicePlaced, nn.Conv2d):
     def _taps_strided(self, x):
         """Stride > 1: shift and subsample the input, so the matmuls run at output size."""
         b, s, g = x.shape[0], self.step, self.groups
-        ho, wo = -(-x.shape[2] // s), -(-x.shape[3] // s)
+        ho, wo = ceil_div(x.shape[2], s), ceil_div(x.shape[3], s)
         taps = self._tap_weights()
         out = None
         for a, c, dy, dx in self.offsets:

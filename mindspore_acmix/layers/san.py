@@ -19,8 +19,8 @@ from mindspore import Parameter, Tensor, nn, ops
 from ..ops.local_attention import window_padding
 from .. import implementations
 from ..ops.precision import Float32Softmax
-from .acmix import _odd_kernel, _positive_int, position_grid, shift_kernels
-from .checks import check_windowed_input
+from ..checks import check_windowed_input, odd_kernel, positive_int
+from .acmix import position_grid, shift_kernels
 from .conv import SameConv2d
 from .placement import DevicePlaced, check_placement
 
@@ -56,8 +56,8 @@ class SAM(DevicePlaced, nn.Cell):
         for name, value in (("in_planes", in_planes), ("rel_planes", rel_planes),
                             ("out_planes", out_planes), ("share_planes", share_planes),
                             ("stride", stride), ("dilation", dilation)):
-            _positive_int(name, value)
-        _odd_kernel("kernel_size", kernel_size)
+            positive_int(name, value)
+        odd_kernel("kernel_size", kernel_size)
         if out_planes % share_planes:
             raise ValueError(f"out_planes ({out_planes}) must be divisible by share_planes "
                              f"({share_planes})")
@@ -149,7 +149,7 @@ class SAMACmix(SAM):
                  stride=1, dilation=1, kernel_conv=3, san_impl="auto", conv_impl="auto"):
         super().__init__(sa_type, in_planes, rel_planes, out_planes, share_planes, kernel_size,
                          stride, dilation, san_impl, conv_impl)
-        _odd_kernel("kernel_conv", kernel_conv)
+        odd_kernel("kernel_conv", kernel_conv)
         hd = self.weight_planes
         if rel_planes % hd:
             raise ValueError(f"rel_planes ({rel_planes}) must be a multiple of out_planes // "

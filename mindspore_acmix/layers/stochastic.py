@@ -6,7 +6,7 @@ The generator-based operators (RandExt, DropoutExt) that do take a (seed, offset
 CPU kernel in 2.10. So the layers here hash (key, call, element index) with 32-bit integer
 arithmetic into 24-bit integers, compared with an integer threshold (never as floats: under
 AMP a float conversion may run in float16, where 2**24 overflows): the training step writes a key derived from (seed, rank, step) into
-RNG_KEY before the forward pass (engine/distributed.py, step_key), and every stochastic layer
+RNG_KEY before the forward pass (seeding.step_key), and every stochastic layer
 call takes the current key and advances it by one. The masks then differ between ranks and
 are reproduced exactly after a resume, with no state beyond the step number.
 
@@ -16,6 +16,8 @@ exports and the converted official weights do not change.
 import numpy as np
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
+
+from ..checks import probability
 
 RNG_KEY = Parameter(Tensor(np.int32(0x2545F491)), name="stochastic_layers_rng_key",
                     requires_grad=False)
@@ -56,18 +58,13 @@ def keep_threshold(keep_prob):
     return int(round(keep_prob * (1 << BITS)))
 
 
-def _probability(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
-
-
 class _KeyedDrop(nn.Cell):
     """Zero parts of the input with probability `p` in training and rescale the rest by
     1 / (1 - p); identity in evaluation. Subclasses say which parts (mask_shape)."""
 
     def __init__(self, name, p):
         super().__init__()
-        _probability(name, p)
+        probability(name, p)
         self.p = float(p)
         self.keep_prob = 1.0 - self.p
         self.threshold = keep_threshold(self.keep_prob)

@@ -3,7 +3,8 @@ initialisation."""
 from mindspore import nn
 from mindspore.common.initializer import TruncatedNormal, Zero, initializer
 
-from .stochastic import DropPath, Dropout, _probability  # noqa: F401  (re-exported)
+from ..checks import probability
+from .stochastic import DropPath, Dropout  # noqa: F401  (re-exported)
 
 
 class Mlp(nn.Cell):
@@ -14,7 +15,7 @@ class Mlp(nn.Cell):
 
     def __init__(self, in_features, hidden_features, drop=0.0):
         super().__init__()
-        _probability("drop", drop)
+        probability("drop", drop)
         self.fc1 = nn.Dense(in_features, hidden_features)
         self.act = nn.GELU(approximate=False)
         self.fc2 = nn.Dense(hidden_features, in_features)

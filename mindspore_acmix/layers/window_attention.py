@@ -15,22 +15,13 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
 from ..ops.precision import Float32Softmax
-from .acmix import _positive_int, shift_kernels
-from .checks import check_window_map
+from ..checks import check_window_map, int_pair, positive_int, probability
+from .acmix import shift_kernels
 from .conv import SameConv2d
 from .stochastic import Dropout
-from .transformer import _probability, trunc_normal_
+from .transformer import trunc_normal_
 
 CONV_KERNEL = 3  # the official Swin-ACmix hard-codes a 3x3 convolution path (9 shift maps)
-
-
-def _pair(name, value):
-    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    for v in pair:
-        _positive_int(name, v)
-    return pair
 
 
 def relative_position_index(window_size):
@@ -70,14 +61,14 @@ class WindowAttention(nn.Cell):
     def __init__(self, dim, window_size, num_heads, qkv_bias=True, qk_scale=None,
                  attn_drop=0.0, proj_drop=0.0):
         super().__init__()
-        _positive_int("dim", dim)
-        _positive_int("num_heads", num_heads)
+        positive_int("dim", dim)
+        positive_int("num_heads", num_heads)
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
-        _probability("attn_drop", attn_drop)
-        _probability("proj_drop", proj_drop)
+        probability("attn_drop", attn_drop)
+        probability("proj_drop", proj_drop)
         self.dim, self.num_heads = dim, num_heads
-        self.window_size = _pair("window_size", window_size)
+        self.window_size = int_pair("window_size", window_size)
         self.head_dim = dim // num_heads
         self.scale = float(qk_scale) if qk_scale else self.head_dim ** -0.5
         wh, ww = self.window_size

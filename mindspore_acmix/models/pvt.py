@@ -39,11 +39,11 @@ here (each against the paper's 13M / 2.0G and 25M / 3.9G):
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
-from ..layers.acmix import _positive_int
+from ..checks import int_pair, positive_int, probability
 from ..layers.stochastic import Dropout
-from ..layers.transformer import (DropPath, Mlp, PatchEmbed, _probability,
+from ..layers.transformer import (DropPath, Mlp, PatchEmbed,
                                   init_transformer_weights, layer_norm, linspace, trunc_normal_)
-from ..layers.window_attention import TokenConvPath, _pair
+from ..layers.window_attention import TokenConvPath
 from ..ops.precision import Float32Softmax
 from ..registry import register_model
 from .base import ACMIX_TABLE, Backbone, feature, model_cfg, paper
@@ -70,9 +70,9 @@ class PVTAttention(nn.Cell):
     def __init__(self, dim, num_heads, resolution, qkv_bias=True, qk_scale=None,
                  attn_drop=0.0, proj_drop=0.0, sr_ratio=1):
         super().__init__()
-        _positive_int("dim", dim)
-        _positive_int("num_heads", num_heads)
-        _positive_int("sr_ratio", sr_ratio)
+        positive_int("dim", dim)
+        positive_int("num_heads", num_heads)
+        positive_int("sr_ratio", sr_ratio)
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.dim, self.num_heads, self.sr_ratio = dim, num_heads, sr_ratio
@@ -194,16 +194,16 @@ class PyramidVisionTransformer(Backbone):
                  qkv_bias=True, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.1,
                  depths=(2, 2, 2, 2), sr_ratios=(8, 4, 2, 1), acmix=False):
         super().__init__()
-        img_size = _pair("img_size", img_size)
-        _positive_int("patch_size", patch_size)
-        _positive_int("in_chans", in_chans)
+        img_size = int_pair("img_size", img_size)
+        positive_int("patch_size", patch_size)
+        positive_int("in_chans", in_chans)
         embed_dims, num_heads = _four("embed_dims", embed_dims), _four("num_heads", num_heads)
         mlp_ratios, depths = _four("mlp_ratios", mlp_ratios), _four("depths", depths)
         sr_ratios = _four("sr_ratios", sr_ratios)
         for i in range(NUM_STAGES):
             for name, values in (("embed_dims", embed_dims), ("num_heads", num_heads),
                                  ("depths", depths), ("sr_ratios", sr_ratios)):
-                _positive_int(f"{name}[{i}]", values[i])
+                positive_int(f"{name}[{i}]", values[i])
             if embed_dims[i] % num_heads[i]:
                 raise ValueError(f"embed_dims[{i}] ({embed_dims[i]}) must be divisible by "
                                  f"num_heads[{i}] ({num_heads[i]})")
@@ -214,7 +214,7 @@ class PyramidVisionTransformer(Backbone):
                              "which a spatial reduction cannot take")
         for name, value in (("drop_rate", drop_rate), ("attn_drop_rate", attn_drop_rate),
                             ("drop_path_rate", drop_path_rate)):
-            _probability(name, value)
+            probability(name, value)
         stride = patch_size * 2 ** (NUM_STAGES - 1)
         if img_size[0] % stride or img_size[1] % stride:
             raise ValueError(f"img_size {img_size} must be divisible by patch_size * 8 = "

@@ -8,6 +8,7 @@ SAM's own q, k, v feed ACmix's shift-convolution path).
 """
 from mindspore import nn
 
+from ..checks import positive_int
 from ..layers.conv import SameConv2d
 from ..layers.san import SAM, SAMACmix
 from ..registry import register_model
@@ -20,11 +21,6 @@ WIDTH_MULTIPLIERS = (1, 4, 8, 16, 32)
 
 def conv1x1(in_planes, out_planes, has_bias=False):
     return SameConv2d(in_planes, out_planes, 1, has_bias=has_bias)
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class GlobalAvgPool2d(nn.Cell):
@@ -99,12 +95,12 @@ class SAN(Backbone):
                 raise ValueError(f"{name} must list {NUM_STAGES} values, one per stage, "
                                  f"got {seq!r}")
             for value in seq:
-                _check_positive_int(name, value)
+                positive_int(name, value)
         if any(k % 2 == 0 for k in kernels):
             raise ValueError(f"kernels must be odd, got {list(kernels)!r}")
         for name, value in (("base_planes", base_planes), ("share_planes", share_planes),
                             ("in_chans", in_chans)):
-            _check_positive_int(name, value)
+            positive_int(name, value)
         if base_planes % 16:
             raise ValueError("base_planes must be a multiple of 16 (every block uses "
                              f"rel_planes = width // 16), got {base_planes!r}")

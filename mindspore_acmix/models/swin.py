@@ -27,11 +27,11 @@ map: it sits inside the attention cell, which sees what the official block hands
 import numpy as np
 from mindspore import Parameter, Tensor, nn
 
-from ..layers.acmix import _positive_int
+from ..checks import int_pair, positive_int, probability
 from ..layers.stochastic import Dropout
-from ..layers.transformer import (DropPath, Mlp, PatchEmbed, _probability,
+from ..layers.transformer import (DropPath, Mlp, PatchEmbed,
                                   init_transformer_weights, layer_norm, linspace, trunc_normal_)
-from ..layers.window_attention import WindowAttention, WindowAttentionACmix, _pair
+from ..layers.window_attention import WindowAttention, WindowAttentionACmix
 from ..ops.roll import roll2d
 from ..ops.shift import pad_axis
 from ..registry import register_model
@@ -198,18 +198,18 @@ class SwinTransformer(Backbone):
                  qkv_bias=True, drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.1,
                  ape=False, patch_norm=True, acmix=False):
         super().__init__()
-        img_size = _pair("img_size", img_size)
-        patch_size = _pair("patch_size", patch_size)
+        img_size = int_pair("img_size", img_size)
+        patch_size = int_pair("patch_size", patch_size)
         for name, value in (("in_chans", in_chans), ("embed_dim", embed_dim),
                             ("window_size", window_size)):
-            _positive_int(name, value)
+            positive_int(name, value)
         depths, num_heads = tuple(depths), tuple(num_heads)
         if not depths or len(depths) != len(num_heads):
             raise ValueError(f"depths and num_heads must be non-empty and of equal length, got "
                              f"{depths!r} and {num_heads!r}")
         for i, (d, n) in enumerate(zip(depths, num_heads)):
-            _positive_int(f"depths[{i}]", d)
-            _positive_int(f"num_heads[{i}]", n)
+            positive_int(f"depths[{i}]", d)
+            positive_int(f"num_heads[{i}]", n)
             if (embed_dim * 2 ** i) % n:
                 raise ValueError(f"stage {i} width embed_dim*2**{i} = {embed_dim * 2 ** i} must "
                                  f"be divisible by num_heads[{i}] = {n}")
@@ -217,7 +217,7 @@ class SwinTransformer(Backbone):
             raise ValueError(f"mlp_ratio must be positive, got {mlp_ratio!r}")
         for name, value in (("drop_rate", drop_rate), ("attn_drop_rate", attn_drop_rate),
                             ("drop_path_rate", drop_path_rate)):
-            _probability(name, value)
+            probability(name, value)
         if img_size[0] % patch_size[0] or img_size[1] % patch_size[1]:
             raise ValueError(f"img_size {img_size} must be divisible by patch_size {patch_size}")
         res = (img_size[0] // patch_size[0], img_size[1] // patch_size[1])

@@ -44,6 +44,8 @@ Python while it compiles), so a Cell's construct and its bprop may both call the
 import numpy as np
 from mindspore import Tensor, ops
 
+from ..checks import ceil_div
+
 
 # The additive mask: exp(MASK_VALUE - max) is 0 in float32 and float16, and the value itself
 # is finite in float16 (max 65504), so a mask cast to half precision stays a mask.
@@ -52,7 +54,7 @@ MASK_VALUE = -30000.0
 
 def out_size(n, stride):
     """Query positions along an axis of n pixels: ceil(n / stride)."""
-    return -(-n // stride)
+    return ceil_div(n, stride)
 
 
 def default_block(kernel_size, stride=1, dilation=1):

@@ -13,7 +13,7 @@ FILLS = ("zero", "reflect")
 
 
 # The checks return what they checked and the callers go on with it: in graph mode a call kept
-# only for its possible raise is dropped with a WARNING (see layers.checks).
+# only for its possible raise is dropped with a WARNING (see mindspore_acmix.checks).
 def _check_fill(fill):
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")

@@ -7,6 +7,8 @@ import numpy as np
 import mindspore as ms
 from mindspore import Tensor
 
+from ..checks import ceil_div
+
 MODES = ("whole", "slide")
 
 
@@ -120,7 +122,7 @@ class SegInferencer:
         """Logits of the image padded to a multiple of size_divisor, cropped back."""
         h, w = image.shape[2:]
         d = self.size_divisor
-        padded = _pad_to(image, -(-h // d) * d, -(-w // d) * d)
+        padded = _pad_to(image, ceil_div(h, d) * d, ceil_div(w, d) * d)
         return self._run(padded)[:, :, :h, :w]
 
     def slide(self, image):

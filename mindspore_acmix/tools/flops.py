@@ -55,14 +55,14 @@ import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 
-from ..factory import count_params, create_model
+from ..checks import ceil_div
+from ..factory import count_params, create_model, list_models
 from ..segmentation import HEADS, create_segmentor
 from ..layers.acmix import ACmix
 from ..layers.san import SAM, SAMACmix
 from ..layers.window_attention import CONV_KERNEL, WindowAttention, WindowAttentionACmix
 from ..models.pvt import PVTAttention, PVTAttentionACmix
 from ..models.san import GlobalAvgPool2d
-from ..registry import list_models
 
 CATEGORIES = ("conv", "linear", "attention", "acmix_conv", "norm", "elementwise")
 CONVENTIONS = ("macs", "san")
@@ -258,7 +258,7 @@ def _conv_output_shape(cell, shape):
         n, k, s, d = shape[2 + axis], cell.kernel_size[axis], cell.stride[axis], \
             cell.dilation[axis]
         if cell.pad_mode == "same":
-            size.append(-(-n // s))
+            size.append(ceil_div(n, s))
             continue
         pad = cell.padding if isinstance(cell.padding, int) else sum(
             cell.padding[2 * axis:2 * axis + 2]) / 2
