@@ -9,7 +9,7 @@ from mindspore import Tensor
 from mindspore_acmix import config as config_lib
 from mindspore_acmix import create_model, list_models
 from mindspore_acmix.engine.optim import param_groups
-from mindspore_acmix.registry import get_default_cfg
+from mindspore_acmix.factory import get_default_cfg
 
 # small members of each family (stage maps >= 4 where ACmix's 7x7 reflection padding needs it)
 SWIN = dict(img_size=32, embed_dim=12, depths=(1, 1, 1), num_heads=(3, 3, 3), window_size=2)
@@ -166,3 +166,87 @@ def test_no_weight_decay_is_what_the_optimizer_uses(name, expected):
     wrapped = ms.amp.auto_mixed_precision(create_model(name, num_classes=4, **FAMILIES[name]),
                                           "O2")
     assert {p.name for p in param_groups(wrapped, 0.05)[1]["params"]} == skip
+
+
+# Swin with two blocks (plain and shifted windows) per stage and maps (8, 4) above the window,
+# so that no stage shrinks its window at the build size: the segmentation backbone never
+# shrinks it (the official code), and where the classifier does, the two differ by design.
+SWIN_2X2 = dict(img_size=32, embed_dim=12, depths=(2, 2), num_heads=(3, 3), window_size=2)
+
+
+def np_layer_norm(x, cell):
+    x = x.astype(np.float64)
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + 1e-5) * cell.gamma.asnumpy() + cell.beta.asnumpy()
+
+
+def tokens_to_map(x, h, w):
+    return x.reshape(x.shape[0], h, w, -1).transpose(0, 3, 1, 2)
+
+
+def full_model_stages(name, net, x):
+    """Every stage's output of the classification network, run cell by cell on its own
+    (classification) path, as the features_only maps should be."""
+    if name == "acmix_resnet_tiny":
+        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        outs = []
+        for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+            x = layer(x)
+            outs.append(x.asnumpy())
+        return outs, []
+    if name == "swin_acmix_tiny":
+        x = net._embed(x)  # noqa: SLF001 (the classification embedding, size-checked)
+        outs = []
+        for layer in net.layers:
+            h, w = layer.blocks[0].input_resolution
+            for blk in layer.blocks:
+                x = blk(x)
+            outs.append((x.asnumpy(), h, w))
+            if layer.downsample is not None:
+                x = layer.downsample(x)
+        return outs, ["norm0", "norm1"]
+    # PVT: stages 1-3 as the classifier computes them; stage 4 without the class token
+    # (the dense backbone has none): the classifier's stage-4 cells on the patch tokens
+    maps = [m.asnumpy() for m in net._stages(x)[:3]]  # noqa: SLF001
+    h, w = net.resolutions[3]
+    t = net.patch_embed4(Tensor(maps[2])) + net.pos_embed4[:, 1:]
+    for blk in net.block4:
+        t = blk(t, h, w)
+    return maps + [tokens_to_map(t.asnumpy(), h, w)], []
+
+
+@pytest.mark.parametrize("name,kwargs", [("acmix_resnet_tiny", {}),
+                                         ("swin_acmix_tiny", SWIN_2X2),
+                                         ("pvt_acmix_tiny", PVT)])
+def test_features_only_equals_the_full_models_stages(name, kwargs, pynative):
+    """Same weights (copied from the classifier into a features_only build initialised from
+    another seed), same input at the build size: the features_only maps are the stages of
+    the classifier (Swin: each through its output LayerNorm, which only the backbone has)."""
+    ms.set_seed(0)
+    full = create_model(name, num_classes=5, **kwargs)
+    ms.set_seed(1)
+    feat = create_model(name, features_only=True, **kwargs)
+    full.set_train(False)
+    feat.set_train(False)
+    weights = {p.name: p for p in full.get_parameters()}
+    not_loaded = [p.name for p in feat.get_parameters() if p.name not in weights]
+    for p in feat.get_parameters():
+        if p.name in weights:
+            p.set_data(weights[p.name].data.copy())
+    x = Tensor(image(3, 32, batch=2, seed=3))
+    expected, own = full_model_stages(name, full, x)
+    assert sorted({n.split(".")[0] for n in not_loaded}) == own  # only the backbone's norms
+    if own:  # Swin: give the backbone's norms values of their own, then apply them
+        rng = np.random.default_rng(4)
+        for i in range(len(own)):
+            cell = getattr(feat, f"norm{i}")
+            for p in (cell.gamma, cell.beta):
+                p.set_data(Tensor(rng.standard_normal(p.shape).astype(np.float32)))
+        expected = [tokens_to_map(np_layer_norm(t, getattr(feat, f"norm{i}")), h, w)
+                    for i, (t, h, w) in enumerate(expected)]
+    feats = [f.asnumpy() for f in feat(x)]
+    assert len(feats) == len(expected)
+    for i, (ours, ref) in enumerate(zip(feats, expected)):
+        assert ours.shape == ref.shape, i
+        np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-5, err_msg=f"{name} stage {i}")
+        assert ref.std() > 1e-3  # the stage computes something

@@ -67,10 +67,27 @@ def test_sam_wrong_channels(pynative):
 
 def test_two_geometries_same_input_pynative(san_impl, pynative):
     """PyNative caches a Custom op's output shape by its name, attributes and input shapes:
-    two layers of different strides on one input shape must still get their own."""
-    x = Tensor(np.zeros((1, 4, 9, 7), np.float32))
-    assert SAM(0, 4, 2, 8, 4, kernel_size=3, san_impl=san_impl)(x).shape == (1, 8, 9, 7)
-    assert SAM(0, 4, 2, 8, 4, kernel_size=5, stride=3, san_impl=san_impl)(x).shape == (1, 8, 3, 3)
+    two layers of different strides on one input shape must still get their own shapes and
+    values (each against the unfold reference with the same weights, on random input)."""
+    x = Tensor(np.random.default_rng(0).standard_normal((1, 4, 9, 7)).astype(np.float32))
+    for geometry, shape in ((dict(kernel_size=3), (1, 8, 9, 7)),
+                            (dict(kernel_size=5, stride=3), (1, 8, 3, 3))):
+        # the same layer with the unfold reference operators (ops.references)
+        net, twin = (SAM(0, 4, 2, 8, 4, san_impl=impl, **geometry)
+                     for impl in (san_impl, "unfold"))
+        rng = np.random.default_rng(1)
+        for p, q in zip(net.get_parameters(), twin.get_parameters()):
+            # away from the init (BatchNorm's 1 and 0 included), the same in both
+            value = p.asnumpy() + 0.3 * rng.standard_normal(p.shape)
+            value = Tensor((np.abs(value) if "variance" in p.name else value).astype(np.float32))
+            assert p.name == q.name
+            p.set_data(value)
+            q.set_data(value.copy())
+        net.set_train(False)
+        twin.set_train(False)
+        out = net(x).asnumpy()
+        assert out.shape == shape and out.std() > 0.1
+        assert_close(out, twin(x).asnumpy(), 1e-5, f"SAM {geometry} [{san_impl}]")
 
 
 def test_export_switches_to_halo(pynative):
