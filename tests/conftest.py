@@ -122,17 +122,17 @@ def error_line(proc):
     return errors[0]
 
 
-def readme_command(start):
-    """The README command line that begins with `start` (continuation lines joined, the
-    trailing comment dropped), as a list of words."""
-    text = open(os.path.join(REPO_DIR, "README.md"), encoding="utf-8").read().replace("\\\n", " ")
+def doc_command(page, start):
+    """The command line of a docs page (README.md, docs/x.md) that begins with `start`
+    (continuation lines joined, the trailing comment dropped), as a list of words."""
+    text = open(os.path.join(REPO_DIR, page), encoding="utf-8").read().replace("\\\n", " ")
     line = next(line for line in text.splitlines() if line.strip().startswith(start))
     return shlex.split(line.split("  #")[0])
 
 
 def run_words(words, cwd, env=None, timeout=600):
-    """Run a README command: leading NAME=VALUE words go to the environment, `python` is this
-    interpreter."""
+    """Run a documented command: leading NAME=VALUE words go to the environment, `python` is
+    this interpreter."""
     env = script_env(env)
     while "=" in words[0]:
         key, value = words.pop(0).split("=", 1)

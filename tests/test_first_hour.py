@@ -1,7 +1,7 @@
 """A new user's first hour (issue 15): the scripts run from a scratch working directory as a
 user would type them, with MindSpore's logging at its own default (GLOG_v unset), and the
-README's commands run verbatim in test_infer_310.py. One tiny training run is shared by most
-checks."""
+export and 310 commands of docs/export.md run verbatim in test_infer_310.py. One tiny training
+run is shared by most checks."""
 import json
 import os
 import re

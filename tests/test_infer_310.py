@@ -16,7 +16,7 @@ from mindspore_acmix.deploy import (ARGS_FILE, LABEL_FILE, RESULT_DIR, TIME_DIR,
                                     parse_infer_args, read_labels)
 from mindspore_acmix.tools import rates
 
-from conftest import assert_close, readme_command, run_script, run_words
+from conftest import assert_close, doc_command, run_script, run_words
 
 INFER_DIR = os.path.join(REPO_DIR, "ascend310_infer")
 TINY_CONFIG = os.path.join(REPO_DIR, "configs", "digits", "acmix_resnet_tiny.yaml")
@@ -96,13 +96,13 @@ def check_rates(out, json_path):
 
 def test_flow_on_digits_reports_eval_accuracy(tmp_path, tmp_path_factory, digits_subset):
     """train.py (the digits recipe on a subset of the digits images, 1 epoch without warm-up,
-    eval resize 36 -> crop 32) -> eval.py -> the README's export and 310 commands, verbatim
+    eval resize 36 -> crop 32) -> eval.py -> docs/export.md's export and 310 commands, verbatim
     but for the placeholders, from a directory laid out like the clone -> the flow by both
     routes; the Python twin writes what the C++ program writes. The run's ACmix rates: its
     rates.png and the rates tool."""
     for name in ("configs", "export.py"):
         os.symlink(os.path.join(REPO_DIR, name), tmp_path / name)
-    out = tmp_path / "outputs" / "acmix_resnet_tiny_digits"  # where the README's export reads
+    out = tmp_path / "outputs" / "acmix_resnet_tiny_digits"  # where docs/export.md's export reads
     proc = run_script("train.py", "--config", TINY_CONFIG, "--epochs", "1", "--output-dir",
                       str(out), "--batch-size", "20", "--set", "device=CPU", "--set",
                       "dataset=imagefolder", "--set", f"data_dir={digits_subset}", "--set",
@@ -114,7 +114,7 @@ def test_flow_on_digits_reports_eval_accuracy(tmp_path, tmp_path_factory, digits
     proc = run_script("eval.py", "--checkpoint", str(ckpt), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     expected = last_json(proc.stdout)
-    proc = run_words(readme_command("python export.py --config configs/digits/"), tmp_path)
+    proc = run_words(doc_command("docs/export.md", "python export.py --config configs/digits/"), tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     mindir = tmp_path / "acmix_tiny.mindir"
     assert mindir.is_file()
@@ -127,7 +127,7 @@ def test_flow_on_digits_reports_eval_accuracy(tmp_path, tmp_path_factory, digits
         os.symlink(os.path.join(REPO_DIR, "scripts"), work / "scripts")
         words = [{"CONFIG=C": f"CONFIG={out / 'config.yaml'}", "net.mindir": str(mindir),
                   "/data/imagenet/val": val, "jpeg": route}.get(word, word)
-                 for word in readme_command("CONFIG=C bash scripts/run_infer_310.sh")]
+                 for word in doc_command("docs/export.md", "CONFIG=C bash scripts/run_infer_310.sh")]
         proc = run_words(words, work, env={"INFER_BACKEND": "python", "PYTHON": sys.executable})
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         got = last_json((work / "acc.log").read_text())
