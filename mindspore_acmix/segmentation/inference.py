@@ -7,7 +7,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Tensor
 
-from ..checks import ceil_div
+from ..checks import ceil_div, int_pair
 
 MODES = ("whole", "slide")
 
@@ -41,15 +41,6 @@ def softmax(logits, axis=1):
     shifted = logits - logits.max(axis=axis, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=axis, keepdims=True)
-
-
-def _pair(value, name):
-    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) \
-        else tuple(value)
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
-                             for v in pair):
-        raise ValueError(f"{name} must be a positive integer or (height, width), got {value!r}")
-    return pair
 
 
 def _pad_to(image, height, width):
@@ -90,12 +81,12 @@ class SegInferencer:
             raise ValueError(f"unknown inference mode {mode!r}: choose one of {', '.join(MODES)}")
         self.net = net
         self.mode = mode
-        self.crop = _pair(crop, "crop")
-        self.stride = _pair(stride, "stride")
+        self.crop = int_pair("crop", crop)
+        self.stride = int_pair("stride", stride)
         if mode == "slide" and any(s > c for s, c in zip(self.stride, self.crop)):
             raise ValueError(f"stride {self.stride} larger than the crop {self.crop} would "
                              "leave pixels no window covers")
-        self.size_divisor = _pair(size_divisor, "size_divisor")[0]
+        self.size_divisor = int_pair("size_divisor", size_divisor)[0]
         self.flip = bool(flip)
         self.num_classes = num_classes if num_classes is not None \
             else getattr(net, "num_classes", None)
