@@ -108,8 +108,10 @@ DENSE_RATIOS = (("acmix_resnet50:halo", "resnet50"), ("acmix_resnet50:aot", "res
 
 
 def dense_probe(variant, batch, image, repeat, num_classes):
-    """Run by benchmarks/probe.py in a fresh process: {"peak_mb", "first_step_s", "step_s"}
-    (see the module docstring)."""
+    """Run by benchmarks/probe.py in a fresh process: {"peak_mb", "first_step_s", "step_s",
+    "loadavg"} (see the module docstring; the load average at the start and the end, since
+    the variants run one after another, not in turns)."""
+    load = [round(os.getloadavg()[0], 2)]
     ms_setup()
     name, kwargs = DENSE_VARIANTS[variant]
     step = train_step_fn(name, batch, image, num_classes, **kwargs)
@@ -119,7 +121,7 @@ def dense_probe(variant, batch, image, repeat, num_classes):
     first = time.perf_counter() - t0
     times = time_turns({variant: step}, repeat, 0)[variant]
     return {"peak_mb": peak_growth(before), "first_step_s": first,
-            "step_s": statistics.median(times)}
+            "step_s": statistics.median(times), "loadavg": load + [round(os.getloadavg()[0], 2)]}
 
 
 def dense_mode(args):
