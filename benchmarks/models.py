@@ -8,7 +8,7 @@
     and "aot") against resnet50 at dense-prediction sizes (e.g. --batch 2 --image 512), each
     in a fresh process (benchmarks/probe.py dense): peak resident growth from the built
     network through its first steps (compilation included), the first step's time
-    (compilation included) and the median of --model-repeat later steps.
+    (compilation included) and the median wall and CPU time of --model-repeat later steps.
 """
 import json
 import os
@@ -109,8 +109,10 @@ DENSE_RATIOS = (("acmix_resnet50:halo", "resnet50"), ("acmix_resnet50:aot", "res
 
 def dense_probe(variant, batch, image, repeat, num_classes):
     """Run by benchmarks/probe.py in a fresh process: {"peak_mb", "first_step_s", "step_s",
-    "loadavg"} (see the module docstring; the load average at the start and the end, since
-    the variants run one after another, not in turns)."""
+    "step_cpu_s", "loadavg"} (see the module docstring). The variants run one after another,
+    not in turns, so the load can differ between them: hence the load average at the start
+    and the end, and the step's CPU time (every thread of the process), which waiting for a
+    core does not inflate."""
     load = [round(os.getloadavg()[0], 2)]
     ms_setup()
     name, kwargs = DENSE_VARIANTS[variant]
@@ -119,9 +121,15 @@ def dense_probe(variant, batch, image, repeat, num_classes):
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0
-    times = time_turns({variant: step}, repeat, 0)[variant]
+    wall, cpu = [], []
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        step()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     return {"peak_mb": peak_growth(before), "first_step_s": first,
-            "step_s": statistics.median(times), "loadavg": load + [round(os.getloadavg()[0], 2)]}
+            "step_s": statistics.median(wall), "step_cpu_s": statistics.median(cpu),
+            "loadavg": load + [round(os.getloadavg()[0], 2)]}
 
 
 def dense_mode(args):
@@ -141,6 +149,7 @@ def dense_mode(args):
             key = f"{a.replace('acmix_resnet50:', '')}_over_{b.replace('acmix_resnet50:', '')}"
             out[f"{key}_mem"] = got[a]["peak_mb"] / got[b]["peak_mb"]
             out[f"{key}_time"] = got[a]["step_s"] / got[b]["step_s"]
+            out[f"{key}_cpu_time"] = got[a]["step_cpu_s"] / got[b]["step_cpu_s"]
     print(json.dumps({k: round(v, 3) for k, v in out.items() if k.endswith(("_mem", "_time"))}),
           flush=True)
     return out

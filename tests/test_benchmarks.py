@@ -76,8 +76,8 @@ def test_variants_take_turns_and_warmups_are_not_timed():
 
 
 def test_dense_mode_ratios_and_a_failed_probe(monkeypatch):
-    results = {"resnet50": {"peak_mb": 2000.0, "step_s": 10.0},
-               "acmix_resnet50:halo": {"peak_mb": 10000.0, "step_s": 60.0},
+    results = {"resnet50": {"peak_mb": 2000.0, "step_s": 10.0, "step_cpu_s": 20.0},
+               "acmix_resnet50:halo": {"peak_mb": 10000.0, "step_s": 60.0, "step_cpu_s": 30.0},
                "acmix_resnet50:aot": None}
 
     def fake_probe(argv, **_):
@@ -91,6 +91,7 @@ def test_dense_mode_ratios_and_a_failed_probe(monkeypatch):
     out = models.dense_mode(args)
     assert out["halo_over_resnet50_mem"] == pytest.approx(5.0)
     assert out["halo_over_resnet50_time"] == pytest.approx(6.0)
+    assert out["halo_over_resnet50_cpu_time"] == pytest.approx(1.5)
     assert "not done" in out["variants"]["acmix_resnet50:aot"]["error"]
     assert "aot_over_resnet50_mem" not in out and "halo_over_aot_mem" not in out
 
