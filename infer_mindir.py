@@ -9,7 +9,8 @@ nn.GraphCell on the local backend, reading and writing exactly the same files.
 Every flag is also accepted in the C++ program's underscore spelling (--mindir_path, and
 infer_args.txt's), so scripts/run_infer_310.sh passes the same flags to either program.
 
-Writes result_Files/<name>_0.bin (float32 logits) per image and
+Writes result_Files/<name>_<i>.bin per image and output i (a classifier's float32 logits are
+output 0; a detector's raw per-level outputs, mindspore_acmix/detection/deploy.py) and
 time_Result/test_perform_static.txt (average latency), like the C++ program.
 """
 import argparse
@@ -28,7 +29,7 @@ from mindspore_acmix import cli  # noqa: E402
 from mindspore_acmix.data.image_check import read_image_file  # noqa: E402
 from mindspore_acmix.data.pipeline import eval_transforms  # noqa: E402
 from mindspore_acmix.deploy import (RESULT_DIR, TIME_DIR, TIME_FILE, MindIRRunner,  # noqa: E402
-                                    bin_inputs, jpeg_inputs, read_bin, result_path, write_bin)
+                                    bin_inputs, jpeg_inputs, read_bin, write_bin)
 from mindspore_acmix.runtime import setup_runtime  # noqa: E402
 
 
@@ -40,6 +41,13 @@ def numbers(text):
     return [float(v) for v in text.split(",")]
 
 
+def image_size(text):
+    values = [int(float(v)) for v in text.split(",")]
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected S or H,W, got {text!r}")
+    return values * (3 - len(values))
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # hyphens like every script; the underscore spellings are the C++ program's (see above)
@@ -49,8 +57,8 @@ def main(argv):
     parser.add_argument("--input-format", "--input_format", choices=("bin", "jpeg"), default="bin")
     parser.add_argument("--device-id", "--device_id", type=int, default=0,
                         help="accepted for parity with the C++ program; the local backend is used")
-    parser.add_argument("--image-size", "--image_size", type=int, default=None,
-                        help="bin: input height/width (default: read from the bin size)")
+    parser.add_argument("--image-size", "--image_size", type=image_size, default=None,
+                        help="bin: input H,W or S (default: a square read from the bin size)")
     parser.add_argument("--resize", type=int, default=256)
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--mean", type=numbers, default=[123.675, 116.28, 103.53])
@@ -80,14 +88,15 @@ def main(argv):
     for name, path in inputs:
         if args.input_format == "bin":
             values = np.fromfile(path, np.float32).size
-            size = args.image_size or int(round((values / 3) ** 0.5))
-            image = read_bin(path, (1, 3, size, size))
+            size = args.image_size or [int(round((values / 3) ** 0.5))] * 2
+            image = read_bin(path, (1, 3) + tuple(size))
         else:
             image = transform(read_image_file(path))[None]
         start = time.perf_counter()
-        logits = runner(image)
+        outputs = runner.outputs(image)
         total_ms += (time.perf_counter() - start) * 1000.0
-        write_bin(result_path(args.result_path, name), logits)
+        for i, output in enumerate(outputs):  # as the C++ program: <name>_<i>.bin
+            write_bin(os.path.join(args.result_path, f"{name}_{i}.bin"), output)
     average = total_ms / len(inputs)
     with open(os.path.join(args.time_path, TIME_FILE), "w") as fh:
         fh.write(f"NN inference cost average time: {average:.4f} ms of infer_count "

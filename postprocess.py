@@ -1,11 +1,14 @@
-"""Stage 4 of the Ascend 310 flow: top-1 / top-5 from result_Files/<name>_0.bin and label.json.
+"""Stage 4 of the Ascend 310 flow: top-1 / top-5 from result_Files/<name>_0.bin and label.json,
+or a detector's COCO AP from its raw outputs (label.json written by preprocess.py for a
+detection config: decode and NMS as evaluation does, mindspore_acmix/detection/deploy.py).
 
     python postprocess.py --result-path result_Files --label-path preprocess_Result/label.json
 
 (--result_path and --label_path, the model zoo's spellings, are accepted too.)
 
 The last line of standard output is a JSON object with top1, top5, loss and num_samples,
-as eval.py prints it.
+as eval.py prints it (a detector's: AP, AP50, AP75, APs, APm, APl, num_samples,
+num_detections).
 """
 import argparse
 import json
@@ -13,6 +16,7 @@ import sys
 
 from mindspore_acmix import cli
 from mindspore_acmix.deploy import read_labels, read_results
+from mindspore_acmix.detection.deploy import is_detection_labels, score
 from mindspore_acmix.engine.evaluate import batch_metrics
 
 
@@ -27,6 +31,14 @@ def main(argv):
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     try:
+        with open(args.label_path) as fh:
+            raw = json.load(fh)
+        if is_detection_labels(raw):
+            metrics = score(args.result_path, raw)
+            print(f"AP {metrics['AP']:.4f}, AP50 {metrics['AP50']:.4f} on "
+                  f"{metrics['num_samples']} images", file=sys.stderr)
+            print(json.dumps(metrics), flush=True)
+            return 0
         labels = read_labels(args.label_path)
         logits, targets = read_results(args.result_path, labels)
     except (OSError, ValueError) as exc:

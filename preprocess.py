@@ -2,6 +2,10 @@
 
     python preprocess.py --config C [--data-path VAL_DIR] [--output-path preprocess_Result]
 
+A detector's config (task: detection) takes the bin route only: VAL_DIR is then a COCO-layout
+root (annotations/instances_<val_split>.json, <val_split>/; default the config's data), and
+the files are those of mindspore_acmix/detection/deploy.py. A classifier's:
+
 VAL_DIR holds <class>/<image> (default: the config's dataset root/val). Writes
   <out>/label.json         {"<class>_<stem>": class index} (sorted class folders, as eval.py)
   <out>/infer_args.txt     the JPEG route's preprocessing flags for the inference program
@@ -36,6 +40,8 @@ def main(argv):
                         help="write label.json and infer_args.txt but no .bin inputs")
     args = parser.parse_args(argv)
     cfg = cli.resolve_config(args, {})
+    if cfg["task"] == "detection":
+        return preprocess_detection(cfg, args)
     root, split = ((os.path.dirname(os.path.abspath(args.data_path)),
                     os.path.basename(os.path.abspath(args.data_path))) if args.data_path
                    else (dataset_root(cfg), "val"))
@@ -59,6 +65,22 @@ def main(argv):
             image = transform(read_image_file(path))
             write_bin(os.path.join(image_dir, name + ".bin"), image[None])
     print(f"{len(items)} images of {len(classes)} classes -> {args.output_path}", flush=True)
+    return 0
+
+
+def preprocess_detection(cfg, args):
+    from mindspore_acmix.detection.deploy import write_inputs
+    from mindspore_acmix.engine.tasks import build_detector
+
+    if args.labels_only:
+        raise DataError("a detector takes the bin route (run_infer_310.sh ... bin): the "
+                        "program's JPEG preprocessing is a classifier's resize and crop")
+    if args.data_path:
+        cfg = dict(cfg, dataset="coco", data_dir=os.path.abspath(args.data_path))
+    detector = build_detector(cfg, pretrained=False)
+    count = write_inputs(cfg, detector, args.output_path,
+                         os.path.join(args.output_path, IMAGE_DIR))
+    print(f"{count} images -> {args.output_path}", flush=True)
     return 0
 
 

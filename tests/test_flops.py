@@ -92,3 +92,34 @@ def test_segmentor_counts_skip_arithmetic_but_not_macs(capsys):
     summary = json.loads(lines[-1])
     assert summary["image_size"] == [24, 40] and summary["head"] == "semantic_fpn"
     assert summary["params"] == count_params(create_segmentor("resnet_tiny"))
+
+
+def test_detector_neck_and_head_macs_by_hand(capsys):
+    """RetinaNet on resnet_tiny (outputs 64/128/256/512 channels at strides 1/2/4/8) at
+    32x48 with 8 FPN channels, one conv per head branch, 3 classes and 4 levels: FPN levels
+    16x24, 8x12, 4x6 and P6 2x3 (a stride-2 conv on the last backbone output)."""
+    from mindspore_acmix.detection import create_detector
+
+    det = create_detector("resnet_tiny", num_classes=3, fpn_channels=8, stacked_convs=1,
+                          num_outs=4)
+    assert det.backbone.feature_info.channels() == [64, 128, 256, 512]
+    assert det.backbone.feature_info.reduction() == [1, 2, 4, 8]
+    macs = {stage: sum(cats.values())
+            for stage, cats in count_macs(det, (1, 3, 32, 48), fast=True).items()}
+    lateral = 128 * 8 * 384 + 256 * 8 * 96 + 512 * 8 * 24
+    fpn = 9 * 8 * 8 * (384 + 96 + 24)
+    p6 = 9 * 512 * 8 * 6
+    assert macs["neck"] == lateral + fpn + p6
+    # per location: one 3x3 conv per branch, then 9 anchors x 3 classes and 9 x 4 deltas
+    per_location = 2 * 9 * 8 * 8 + 9 * 8 * 9 * 3 + 9 * 8 * 9 * 4
+    assert macs["bbox_head"] == per_location * (384 + 96 + 24 + 6)
+    assert macs["backbone"] == sum(sum(c.values()) for c in count_macs(
+        det.backbone, (1, 3, 32, 48)).values())
+    assert flops.main(["resnet_tiny", "--detector", "retinanet", "--image-size", "32",
+                       "48"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["detector"] == "retinanet" and summary["image_size"] == [32, 48]
+    assert summary["params"] == flops.count_params(create_detector("resnet_tiny"))
+    with pytest.raises(SystemExit) as exc:  # argparse's usage error
+        flops.main(["resnet_tiny", "--detector", "retinanet", "--head", "upernet"])
+    assert exc.value.code == 2

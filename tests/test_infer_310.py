@@ -177,3 +177,78 @@ def test_flow_stops_at_the_first_failing_stage(tmp_path):
     assert proc.returncode == 1
     assert "has 1 class folders but num_classes is 1000 in " in proc.stderr
     assert "give the model's training config (run_infer_310.sh: CONFIG=...;" in proc.stderr
+
+
+@pytest.mark.slow
+def test_detector_flow_scores_its_raw_outputs_as_evaluation_does(tmp_path):
+    """A detector's MindIR through the flow (bin route, the Python twin): preprocess.py writes
+    eval's padded inputs and the scoring metadata, the program writes every raw per-level
+    output, postprocess.py decodes them with the shared postprocess and scores them with
+    COCOeval: the same AP as the MindIR's outputs decoded here image by image; a 32x64
+    (non-square) input; the JPEG route is refused with a clear line."""
+    import yaml
+    from PIL import Image
+
+    from mindspore import Tensor
+    from mindspore_acmix.data.detection import DetectionSplit
+    from mindspore_acmix.data.digit_boxes import annotations
+    from mindspore_acmix.deploy import MindIRRunner, export_network, prepare_for_export
+    from mindspore_acmix.detection import FlatOutputs, postprocess, split_outputs
+    from mindspore_acmix.detection.evaluation import coco_metrics, detection_rows
+    from mindspore_acmix.engine.tasks import build_detector
+
+    data = tmp_path / "data"
+    images, coco = annotations("val", 3)
+    os.makedirs(data / "annotations")
+    os.makedirs(data / "val")
+    for name, image in images:
+        Image.fromarray(image).save(data / "val" / name)
+    (data / "annotations" / "instances_val.json").write_text(json.dumps(coco))
+    cfg = yaml.safe_load(open(os.path.join(REPO_DIR, "configs", "digits",
+                                           "det_acmix_resnet_tiny.yaml")))
+    cfg.update(model="resnet_tiny", model_kwargs={}, dataset="coco", data_dir=str(data),
+               val_split="val", device="CPU", img_scale=[64, 32], pad_size=[32, 64],
+               detector_kwargs=dict(cfg["detector_kwargs"], fpn_channels=8, stacked_convs=1,
+                                    score_thr=0.0, max_per_img=20))
+    config = tmp_path / "det.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    from mindspore_acmix import config as config_lib
+    full = config_lib.resolve(str(config))
+    det = build_detector(full, pretrained=False)
+    cell = FlatOutputs(prepare_for_export(det))
+    mindir = export_network(cell, "MINDIR", (1, 3, 32, 64), str(tmp_path / "det"))
+
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = run_flow(mindir, data, "bin", work, str(config))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert (work / "preprocess_Result" / ARGS_FILE).read_text().strip() == "--image_size=32,64"
+    got = last_json((work / "acc.log").read_text())
+
+    split = DetectionSplit(full, "val", det.anchors, det.train_cfg)
+    runner, anchors, rows = MindIRRunner(mindir), det.anchors.level_anchors((32, 64)), []
+    for index, record in enumerate(split.records):
+        image, _, img_shape, (sx, sy) = split.sample(index)
+        name = os.path.splitext(os.path.basename(record.path))[0]
+        assert_close(np.fromfile(work / "preprocess_Result" / "img_data" / f"{name}.bin",
+                                 np.float32), image.ravel(), 0, name)
+        outputs = runner.outputs(image[None])
+        assert len(outputs) == 6  # 3 levels' class logits, then their box deltas
+        python = [o.asnumpy() for o in cell(Tensor(image[None]))]
+        for i, (output, reference) in enumerate(zip(outputs, python)):
+            written = np.fromfile(work / RESULT_DIR / f"{name}_{i}.bin", np.float32)
+            np.testing.assert_array_equal(written, output.ravel())
+            np.testing.assert_allclose(output, reference, atol=1e-4)
+        cls, reg = split_outputs([o[0] for o in outputs])
+        rows.append(detection_rows(record.image_id, *postprocess(
+            cls, reg, anchors, img_shape, np.array([sx, sy, sx, sy]), det.test_cfg)))
+    expected = coco_metrics(split.coco, np.concatenate(rows), split.cat_ids)
+    assert got["num_samples"] == 3 and got["num_detections"] == 60
+    for key, value in expected.items():
+        assert got[key] == (None if np.isnan(value) else value), key
+
+    jpeg = tmp_path / "jpeg"
+    jpeg.mkdir()
+    proc = run_flow(mindir, data, "jpeg", jpeg, str(config))
+    assert proc.returncode == 1
+    assert "a detector takes the bin route" in (jpeg / "preprocess.log").read_text()

@@ -4,13 +4,17 @@
  *   main --mindir_path=net.mindir --input_path=DIR --input_format=bin|jpeg --device_id=0
  *        [--resize=256 --crop=224 --mean=123.675,116.28,103.53 --std=58.395,57.12,57.375
  *         --interpolation=bilinear] [--precision_mode=MODE]
- *        [--result_path=./result_Files] [--time_path=./time_Result]
+ *        [--image_size=H,W] [--result_path=./result_Files] [--time_path=./time_Result]
  *
- * bin:  DIR holds <name>.bin, float32 (1, 3, S, S) written by preprocess.py.
+ * bin:  DIR holds <name>.bin, float32 (1, 3, H, W) written by preprocess.py (a classifier's
+ *       S x S crop, or a detector's padded input); --image_size=H,W, when given, must be the
+ *       model input's (a detector's preprocess.py writes it to infer_args.txt).
  * jpeg: DIR holds <class>/<image>; each image is decoded, its short side resized to --resize,
  *       center-cropped to --crop, normalised with --mean/--std (0-255 scale) and turned to
  *       CHW, as eval.py does; <name> is "<class>_<file name without extension>".
- * Writes result_Files/<name>_0.bin (float32 logits of output 0; <name>_<i>.bin for output i)
+ * Writes result_Files/<name>_<i>.bin for every output i, float32 without header: a
+ * classifier's logits (output 0), a detector's raw per-level outputs (the class logits of
+ * every level, then the box deltas: postprocess.py decodes them).
  * and time_Result/test_perform_static.txt with the average Predict latency.
  * Every status is checked; the first failure ends the program with exit code 1.
  */
@@ -57,6 +61,7 @@ struct Options {
   std::vector<float> std = {58.395f, 57.12f, 57.375f};
   std::string interpolation = "bilinear";
   std::string precision_mode;
+  std::vector<float> image_size;  // empty: any; else (H, W) the model input must have
   std::string result_path = "./result_Files";
   std::string time_path = "./time_Result";
 };
@@ -98,6 +103,8 @@ bool ParseArgs(int argc, char **argv, Options *opt, std::string *error) {
     } else if (key == "interpolation") {
       opt->interpolation = value;
       ok = value == "bilinear" || value == "bicubic";
+    } else if (key == "image_size") {
+      ok = ParseFloats(value, &opt->image_size) && opt->image_size.size() == 2;
     } else if (key == "precision_mode") {
       opt->precision_mode = value;
     } else if (key == "result_path") {
@@ -201,6 +208,11 @@ int main(int argc, char **argv) {
   if (model_input.DataType() != DataType::kNumberTypeFloat32 || model_input.Shape().size() != 4 ||
       model_input.Shape()[0] != 1) {
     return Fail("the model input must be float32 (1, 3, H, W): export with --batch-size 1 (float32 is the default)");
+  }
+  if (!opt.image_size.empty() && (static_cast<float>(model_input.Shape()[2]) != opt.image_size[0] ||
+                                  static_cast<float>(model_input.Shape()[3]) != opt.image_size[1])) {
+    return Fail("the model input is " + std::to_string(model_input.Shape()[2]) + "x" +
+                std::to_string(model_input.Shape()[3]) + " but --image_size asks for the preprocessed size");
   }
 
   std::unique_ptr<Execute> preprocess;

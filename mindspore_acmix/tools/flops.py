@@ -7,6 +7,8 @@ count them.
     python -m mindspore_acmix.tools.flops san10 --convention san   # SAN's own counter
     python -m mindspore_acmix.tools.flops swin_acmix_tiny --head upernet   # a segmentor
     python -m mindspore_acmix.tools.flops --markdown --head all    # every recipe's segmentor
+    python -m mindspore_acmix.tools.flops pvt_acmix_tiny --detector retinanet   # a detector
+    python -m mindspore_acmix.tools.flops --markdown --detector all     # every recipe's detector
 
 A segmentor (`--head semantic_fpn|upernet`, the model then being its backbone) is counted in
 inference mode at 512x512 (Semantic FPN) or 512x2048 (UperNet), as the PVT and Swin papers
@@ -14,6 +16,12 @@ report them: backbone, neck and decode head; the auxiliary head, which inference
 has parameters (counted, as the Swin paper does) but no MACs. Its rows are the segmentor's
 parts. To keep 512x2048 within minutes on a CPU, convolutions and linear layers return zeros
 of their output shape instead of computing (`shape_only`): their MACs follow from shapes.
+
+A detector (`--detector retinanet`, 80 COCO classes) is counted the same way (shape_only) at
+800x1280 (height x width, the "1280x800" of detection papers): backbone, FPN with its extra
+levels, and the head on every level; anchors, decoding and NMS are not counted. A full
+PyNative pass at that size computes every convolution of the head on ~1e5 locations (minutes
+on a CPU, and more under load); with shape_only the pass takes seconds, the MACs unchanged.
 
 How it counts: one PyNative forward pass of a batch-1 zero image with a forward hook on
 every cell that has a rule below; each rule turns the cell's input/output shapes and
@@ -56,6 +64,7 @@ import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 from ..checks import ceil_div
+from ..detection import DETECTORS, create_detector
 from ..factory import count_params, create_model, list_models
 from ..segmentation import HEADS, create_segmentor
 from ..layers.acmix import ACmix
@@ -350,14 +359,23 @@ def build(name, image_size):
 SEGMENTOR_SIZES = {"semantic_fpn": (512, 512), "upernet": (512, 2048)}
 
 
-def profile(name, image_size=224, convention="macs", head=None):
+# the papers' input size for detectors, (height, width): "1280x800"
+DETECTOR_SIZE = (800, 1280)
+
+
+def profile(name, image_size=224, convention="macs", head=None, detector=None):
     """(table rows, summary) of a registered model, or with `head` of the segmentor on that
-    backbone (150 classes, ADE20K's); image_size: an int (square) or (height, width).
-    summary is {model, head, image_size, convention, params, macs, gflops, per-category
-    MACs}."""
+    backbone (150 classes, ADE20K's), or with `detector` of the detector on it (80 classes,
+    COCO's); image_size: an int (square) or (height, width). summary is {model, head,
+    detector, image_size, convention, params, macs, gflops, per-category MACs}."""
     _rules(convention)  # a bad convention fails before the model is built
+    if head is not None and detector is not None:
+        raise ValueError("give a segmentation head or a detector, not both")
     height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
-    if head is None:
+    if detector is not None:
+        net = create_detector(name, head=detector, num_classes=80)
+        macs = count_macs(net, (1, net.in_chans, height, width), convention, fast=True)
+    elif head is None:
         net = build(name, height)
         macs = count_macs(net, (1, 3, height, width), convention)
     else:
@@ -370,7 +388,7 @@ def profile(name, image_size=224, convention="macs", head=None):
         rows.append((stage, params.get(stage, 0), cats))
     totals = {c: sum(m[c] for m in macs.values()) for c in CATEGORIES}
     total = sum(totals.values())
-    summary = {"model": name, "head": head,
+    summary = {"model": name, "head": head, "detector": detector,
                "image_size": height if height == width else [height, width],
                "convention": convention, "params": count_params(net),
                "macs": total, "gflops": round(total / 1e9, 4),
@@ -426,9 +444,24 @@ SEGMENTORS = [("resnet50", "semantic_fpn"), ("acmix_resnet50", "semantic_fpn"),
               ("swin_acmix_tiny", "upernet"), ("swin_acmix_small", "upernet")]
 
 
-def markdown_table(names, image_size, convention="macs", head=None):
-    """A Markdown table of models (names) or of segmentors ((backbone, head) pairs, each at
-    its head's paper size unless image_size is given)."""
+# published Params / FLOPs of RetinaNet 1x (80 classes): the PVT v1 paper's Table 3 lists
+# parameters only (no FLOPs); ResNet-50's 37.7M counts mmdet's trainable parameters (stem and
+# stage 1 frozen, docs/detection.md)
+PUBLISHED_DETECTORS = {("resnet50", "retinanet"): "37.7M / -",
+                       ("pvt_tiny", "retinanet"): "23.0M / -",
+                       ("pvt_small", "retinanet"): "34.2M / -"}
+# the recipes' detectors (configs/coco), in the order of the docs' table
+DETECTOR_RECIPES = [(b, "retinanet") for b in (
+    "resnet50", "acmix_resnet50", "pvt_tiny", "pvt_acmix_tiny", "pvt_small", "pvt_acmix_small",
+    "swin_tiny", "swin_acmix_tiny")]
+
+
+def markdown_table(names, image_size, convention="macs", head=None, detector=None):
+    """A Markdown table of models (names), of segmentors ((backbone, head) pairs, each at
+    its head's paper size unless image_size is given) or, with `detector`, of detectors
+    ((backbone, detector) pairs or backbone names, at DETECTOR_SIZE unless image_size)."""
+    if detector is not None:
+        return _detector_table(names, image_size or DETECTOR_SIZE, convention, detector)
     unit = "GMACs" if convention == "macs" else "GFLOPs (SAN's counter)"
     lines = [f"| Model | Input | Params | {unit} | Published Params / FLOPs |",
              "|---|---|---|---|---|"]
@@ -445,6 +478,22 @@ def markdown_table(names, image_size, convention="macs", head=None):
     return "\n".join(lines)
 
 
+def _detector_table(names, size, convention, detector):
+    unit = "GMACs" if convention == "macs" else "GFLOPs (SAN's counter)"
+    h, w = (size, size) if isinstance(size, int) else size
+    lines = [f"| Detector | Input (h x w) | Params | {unit} | backbone / neck / head {unit} "
+             "| Published Params / FLOPs |", "|---|---|---|---|---|---|"]
+    for entry in names:
+        name, det = entry if isinstance(entry, tuple) else (entry, detector)
+        rows, s = profile(name, size, convention, detector=det)
+        parts = " / ".join(f"{sum(cats.values()) / 1e9:.2f}" for _, _, cats in rows
+                           if sum(cats.values()))
+        lines.append(f"| {det} + {name} | {h}x{w} | {s['params'] / 1e6:.2f}M | "
+                     f"{s['gflops']:.2f} | {parts} | "
+                     f"{PUBLISHED_DETECTORS.get((name, det), '-')} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m mindspore_acmix.tools.flops",
@@ -457,6 +506,9 @@ def main(argv=None):
     parser.add_argument("--head", choices=HEADS + ("all",),
                         help="count the segmentor with this decode head on MODEL (all, with "
                              "--markdown: every recipe's segmentor)")
+    parser.add_argument("--detector", choices=DETECTORS + ("all",),
+                        help="count the detector on MODEL at 800x1280 (all, with --markdown: "
+                             "every recipe's detector)")
     parser.add_argument("--markdown", action="store_true",
                         help="print a Markdown table of every registered model (or of MODEL)")
     parser.add_argument("--convention", choices=CONVENTIONS, default="macs",
@@ -473,21 +525,29 @@ def main(argv=None):
         parser.error("give a MODEL or --markdown")
     if args.head == "all" and (args.model or not args.markdown):
         parser.error("--head all goes with --markdown and no MODEL")
+    if args.detector == "all" and (args.model or not args.markdown):
+        parser.error("--detector all goes with --markdown and no MODEL")
+    if args.head and args.detector:
+        parser.error("give --head or --detector, not both")
     try:
         if args.markdown:
             if args.head == "all":
                 names = SEGMENTORS
+            elif args.detector == "all":
+                names = DETECTOR_RECIPES
             else:
                 names = [args.model] if args.model else list_models()
-            print(markdown_table(names, size, args.convention, args.head))
+            print(markdown_table(names, size, args.convention, args.head, args.detector))
             return 0
-        size = size or SEGMENTOR_SIZES.get(args.head, 224)
-        rows, summary = profile(args.model, size, args.convention, args.head)
+        default = DETECTOR_SIZE if args.detector else SEGMENTOR_SIZES.get(args.head, 224)
+        size = size or default
+        rows, summary = profile(args.model, size, args.convention, args.head, args.detector)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     h, w = (size, size) if isinstance(size, int) else size
-    what = f"{args.head} on {args.model}" if args.head else args.model
+    what = f"{args.head or args.detector} on {args.model}" if args.head or args.detector \
+        else args.model
     print(f"{what} at {h}x{w} ({args.convention} convention, by layer type)")
     print(format_table(rows, summary))
     print(json.dumps(summary))
