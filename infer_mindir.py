@@ -10,7 +10,7 @@ Every flag is also accepted in the C++ program's underscore spelling (--mindir_p
 infer_args.txt's), so scripts/run_infer_310.sh passes the same flags to either program.
 
 Writes result_Files/<name>_<i>.bin per image and output i (a classifier's float32 logits are
-output 0; a detector's raw per-level outputs, mindspore_acmix/detection/deploy.py) and
+output 0; a detector's raw per-level outputs, mindspore_acmix/deploy_detection.py) and
 time_Result/test_perform_static.txt (average latency), like the C++ program.
 """
 import argparse

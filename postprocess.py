@@ -1,6 +1,6 @@
 """Stage 4 of the Ascend 310 flow: top-1 / top-5 from result_Files/<name>_0.bin and label.json,
 or a detector's COCO AP from its raw outputs (label.json written by preprocess.py for a
-detection config: decode and NMS as evaluation does, mindspore_acmix/detection/deploy.py).
+detection config: decode and NMS as evaluation does, mindspore_acmix/deploy_detection.py).
 
     python postprocess.py --result-path result_Files --label-path preprocess_Result/label.json
 
@@ -16,7 +16,7 @@ import sys
 
 from mindspore_acmix import cli
 from mindspore_acmix.deploy import read_labels, read_results
-from mindspore_acmix.detection.deploy import is_detection_labels, score
+from mindspore_acmix.deploy_detection import is_detection_labels, score
 from mindspore_acmix.engine.evaluate import batch_metrics
 
 

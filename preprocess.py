@@ -4,7 +4,7 @@
 
 A detector's config (task: detection) takes the bin route only: VAL_DIR is then a COCO-layout
 root (annotations/instances_<val_split>.json, <val_split>/; default the config's data), and
-the files are those of mindspore_acmix/detection/deploy.py. A classifier's:
+the files are those of mindspore_acmix/deploy_detection.py. A classifier's:
 
 VAL_DIR holds <class>/<image> (default: the config's dataset root/val). Writes
   <out>/label.json         {"<class>_<stem>": class index} (sorted class folders, as eval.py)
@@ -69,7 +69,7 @@ def main(argv):
 
 
 def preprocess_detection(cfg, args):
-    from mindspore_acmix.detection.deploy import write_inputs
+    from mindspore_acmix.deploy_detection import write_inputs
     from mindspore_acmix.engine.tasks import build_detector
 
     if args.labels_only:

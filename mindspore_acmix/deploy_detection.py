@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from .anchors import AnchorSpec, InferCfg, postprocess
+from .detection.anchors import AnchorSpec, InferCfg, postprocess
 
 TASK = "detection"
 
@@ -28,8 +28,8 @@ TASK = "detection"
 def write_inputs(cfg, detector, out_dir, image_dir, labels_only=False):
     """label.json and infer_args.txt in out_dir, and unless labels_only the .bin inputs in
     image_dir, for the validation split of cfg's COCO-layout data. Returns the image count."""
-    from ..data.detection import DetectionSplit
-    from ..deploy import ARGS_FILE, LABEL_FILE, write_bin
+    from .data.detection import DetectionSplit
+    from .deploy import ARGS_FILE, LABEL_FILE, write_bin
 
     split = DetectionSplit(cfg, "val", detector.anchors, detector.train_cfg)
     spec, infer = detector.anchors, detector.test_cfg
@@ -66,7 +66,7 @@ def is_detection_labels(labels):
 
 def read_outputs(result_dir, name, spec, num_classes, pad_shape):
     """([class logits per level], [box deltas per level]) of one image's result files."""
-    from ..deploy import read_bin
+    from .deploy import read_bin
 
     sizes = spec.feat_sizes(pad_shape)
     cls, reg = [], []
@@ -87,7 +87,7 @@ def score(result_dir, meta):
 
     from pycocotools.coco import COCO
 
-    from .evaluation import coco_metrics, detection_rows
+    from .detection.evaluation import coco_metrics, detection_rows
 
     spec = AnchorSpec(tuple(meta["strides"]), meta["octave_base_scale"],
                       meta["scales_per_octave"], tuple(meta["ratios"]))
