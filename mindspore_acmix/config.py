@@ -455,10 +455,6 @@ def check_detection(cfg, where):
         cfg["train_split"], cfg["val_split"] = "train", "val"
         if cfg["class_names"] is None:
             cfg["class_names"] = [f"digit {d}" for d in range(10)]
-    weights = cfg["class_weight"]
-    if weights is not None and len(weights) != cfg["num_classes"]:
-        raise ConfigError(f"{where}: class_weight has {len(weights)} weights for "
-                          f"{cfg['num_classes']} classes")
     names = cfg["class_names"]
     if names is not None and len(names) != cfg["num_classes"]:
         raise ConfigError(f"{where}: class_names has {len(names)} names for "
