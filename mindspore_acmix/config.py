@@ -188,6 +188,11 @@ SCHEMA = {
                       "head's default, on for upernet)", nullable=True, tasks=SEG),
     "aux_weight": Field(float, 0.4, "loss weight of the auxiliary head", non_negative,
                         tasks=SEG),
+    "class_weight": Field(list, None, "loss weight of each class (mmseg CrossEntropyLoss's "
+                          "class_weight: a pixel's loss times its class's weight; null: all "
+                          "1)", lambda v: None if all(isinstance(w, (int, float)) and not
+                                                      isinstance(w, bool) and w >= 0 for w in v)
+                          else "must be non-negative numbers", nullable=True, tasks=SEG),
     "pretrained_backbone": Field(str, None, "classification checkpoint loaded strictly into "
                                  "the backbone (its classifier dropped)", nullable=True,
                                  tasks=SEG + DET),
@@ -421,6 +426,10 @@ def check_segmentation(cfg, where):
     if any(s > c for s, c in zip(cfg["test_stride"], cfg["crop_size"])):
         raise ConfigError(f"{where}: test_stride {cfg['test_stride']} is larger than crop_size "
                           f"{cfg['crop_size']}: slide inference would leave pixels uncovered")
+    weights = cfg["class_weight"]
+    if weights is not None and len(weights) != cfg["num_classes"]:
+        raise ConfigError(f"{where}: class_weight has {len(weights)} weights for "
+                          f"{cfg['num_classes']} classes")
     names = cfg["class_names"]
     if names is not None and len(names) != cfg["num_classes"]:
         raise ConfigError(f"{where}: class_names has {len(names)} names for "

@@ -113,10 +113,10 @@ def test_loss_matches_torch_cross_entropy(pynative):
     labels = rng.integers(0, 4, (2, 5, 6)).astype(np.int32)
     labels[0, :2] = 255
 
-    def ce(x, reduce_valid=False):
+    def ce(x, reduce_valid=False, weight=None):
         per_pixel = torch.nn.functional.cross_entropy(
             torch.from_numpy(x), torch.from_numpy(labels).long(), ignore_index=255,
-            reduction="none")
+            reduction="none", weight=None if weight is None else torch.tensor(weight))
         return float(per_pixel.sum() / ((labels != 255).sum() if reduce_valid else labels.size))
 
     y = Tensor(labels)
@@ -126,6 +126,14 @@ def test_loss_matches_torch_cross_entropy(pynative):
     assert got == pytest.approx(ce(logits, True) + 0.4 * ce(aux, True), rel=1e-5)
     half = SegmentationLoss()(Tensor(logits.astype(np.float16)), y).asnumpy()
     assert half.dtype == np.float32 and half == pytest.approx(ce(logits), rel=1e-2)
+    # mmseg's class_weight: each pixel's loss times its class's weight, still the mean
+    # over every pixel (torch's reduction="mean" would divide by the weights' sum instead)
+    weight = [0.5, 2.0, 1.0, 4.0]
+    got = SegmentationLoss(class_weight=weight)(Tensor(logits), y).asnumpy()
+    assert got == pytest.approx(ce(logits, weight=weight), rel=1e-5)
+    assert abs(got - ce(logits)) > 0.1
+    with pytest.raises(ValueError, match="class_weight must be non-negative"):
+        SegmentationLoss(class_weight=[1.0, -1.0])
 
 
 def test_metric_on_a_hand_computed_confusion_matrix():

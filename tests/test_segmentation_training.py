@@ -186,6 +186,8 @@ def test_training_stream_is_a_function_of_the_position():
     ("dataset: imagefolder\n", r"dataset imagefolder is classification data"),
     ("test_stride: [100, 100]\n", r"test_stride \[100, 100\] is larger than crop_size"),
     ("class_names: [a, b]\n", r"class_names has 2 names for 11 classes"),
+    ("class_weight: [1, 2]\n", r"class_weight has 2 weights for 11 classes"),
+    ("class_weight: [1, -2]\n", r"class_weight must be non-negative numbers, got \[1, -2\]"),
 ])
 def test_segmentation_config_mistakes_are_named(tmp_path, extra, match):
     base = ("task: segmentation\nmodel: resnet_tiny\nnum_classes: 11\ndataset: digits\n"

@@ -156,7 +156,8 @@ class SegmentationTask:
 
     def loss_fn(self):
         from ..segmentation import SegmentationLoss
-        return SegmentationLoss(self.cfg["ignore_index"], self.cfg["aux_weight"])
+        return SegmentationLoss(self.cfg["ignore_index"], self.cfg["aux_weight"],
+                                class_weight=self.cfg["class_weight"])
 
     def lr_schedule(self, updates_per_period):
         return poly_schedule(self.cfg, self.world)

@@ -1,6 +1,7 @@
 """Pixel cross-entropy with an ignored label, plus the weighted auxiliary head's loss."""
 import mindspore as ms
-from mindspore import nn, ops
+import numpy as np
+from mindspore import Tensor, nn, ops
 
 from .segmentor import AUX_LOSS_WEIGHT
 
@@ -12,10 +13,14 @@ class SegmentationLoss(nn.Cell):
     Per pixel -log softmax(logits)[label], 0 where label == ignore_index. Reduced as
     mmsegmentation's CrossEntropyLoss does by default (avg_non_ignore=False): the mean over
     every pixel, ignored ones included, which is what PVT's and Swin's recipes trained
-    with; avg_non_ignore=True divides by the non-ignored pixels instead. Computed in float32
-    (log-softmax of float16 logits under AMP would lose the small probabilities)."""
+    with; avg_non_ignore=True divides by the non-ignored pixels instead. `class_weight`
+    (one number per class, mmseg's CrossEntropyLoss class_weight) multiplies each pixel's
+    loss by its class's weight before that mean (mmseg's avg_non_ignore=False divides by
+    the pixel count, not by the weights' sum). Computed in float32 (log-softmax of float16
+    logits under AMP would lose the small probabilities)."""
 
-    def __init__(self, ignore_index=255, aux_weight=AUX_LOSS_WEIGHT, avg_non_ignore=False):
+    def __init__(self, ignore_index=255, aux_weight=AUX_LOSS_WEIGHT, avg_non_ignore=False,
+                 class_weight=None):
         super().__init__()
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
             raise ValueError(f"ignore_index must be an integer, got {ignore_index!r}")
@@ -25,6 +30,13 @@ class SegmentationLoss(nn.Cell):
         self.ignore_index = ignore_index
         self.aux_weight = float(aux_weight)
         self.avg_non_ignore = bool(avg_non_ignore)
+        self.class_weight = None
+        if class_weight is not None:
+            weights = np.asarray(class_weight, np.float32)
+            if weights.ndim != 1 or not weights.size or (weights < 0).any():
+                raise ValueError(f"class_weight must be non-negative numbers, one per class, "
+                                 f"got {class_weight!r}")
+            self.class_weight = Tensor(weights)
 
     def pixel_loss(self, logits, labels):
         labels = labels.astype(ms.int32)
@@ -34,6 +46,8 @@ class SegmentationLoss(nn.Cell):
         log_probs = ops.log_softmax(logits.astype(ms.float32), axis=1)
         nll = -ops.gather_elements(log_probs, 1, picked.expand_dims(1)).squeeze(1)
         mask = valid.astype(ms.float32)
+        if self.class_weight is not None:
+            nll = nll * ops.gather(self.class_weight, picked, 0)
         nll = nll * mask
         if self.avg_non_ignore:
             return nll.sum() / ops.maximum(mask.sum(), ops.ones((), ms.float32))
