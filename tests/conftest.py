@@ -36,13 +36,20 @@ def _available(kind, name):
     return name
 
 
-@pytest.fixture(params=implementations.names("attention"))
+def _impl_params(kind):
+    """The implementation names of `kind`; the plain "unfold" reference in the slow tier
+    (each of its compiles costs seconds, and the fast tier meets it as the comparator)."""
+    return [pytest.param(name, marks=pytest.mark.slow) if name == "unfold" else name
+            for name in implementations.names(kind)]
+
+
+@pytest.fixture(params=_impl_params("attention"))
 def attn_impl(request):
     """Every registered local-attention implementation ("aot" skipped where it cannot run)."""
     return _available("attention", request.param)
 
 
-@pytest.fixture(params=implementations.names("san"))
+@pytest.fixture(params=_impl_params("san"))
 def san_impl(request):
     """Every registered implementation of SAN's operators ("aot" skipped where it cannot run)."""
     return _available("san", request.param)

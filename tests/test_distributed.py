@@ -117,6 +117,7 @@ def test_ranks_augment_differently_and_reproducibly(tmp_path):
     assert sum(differ) >= len(same_input) - 1, differ
 
 
+@pytest.mark.slow
 def test_droppath_dropout_mixup_cutmix_run_resumes_bit_identically(folder, tmp_path):
     """A Swin-ACmix with stochastic depth and dropout, trained with mixup and cutmix: resumed
     in a fresh trainer from the epoch-1 checkpoint of an uninterrupted run, it ends with that
@@ -185,6 +186,7 @@ def test_the_launcher_checks_its_arguments(tmp_path, args, env, message):
 
 
 # ---------------------------------------------------------------------- under msrun
+@pytest.mark.slow
 def test_two_nodes_train_in_step(folder, tmp_path):
     """Two msrun launches on this machine as nodes 0 and 1 of one job (one worker each,
     master 127.0.0.1, a shared output and log directory): both finish, the weights are
@@ -211,6 +213,7 @@ def test_two_nodes_train_in_step(folder, tmp_path):
         "best.ckpt", "epoch_0001.ckpt", "last.ckpt"]
 
 
+@pytest.mark.slow
 def test_one_rank_overflows_and_skips_images_then_a_worker_dies_and_the_run_resumes(
         tmp_path):
     """One 2-worker job (tests/harness: loss scaling on, an inf in rank 1's 3rd batch,

@@ -87,6 +87,7 @@ def test_export_switches_to_portable_operators_only(tiny_checkpoint):
     assert build_network(cfg).layer1[0].conv2.attn_impl in ("aot", "halo")
 
 
+@pytest.mark.slow
 def test_mindir_and_onnx_match_the_trained_network(tiny_checkpoint, tmp_path, monkeypatch):
     """At a batch and a non-square size other than the recipe's (1 x 32 x 32: the MindIR of
     test_infer_310, whose flow gives eval.py's results)."""
@@ -107,6 +108,7 @@ def test_mindir_and_onnx_match_the_trained_network(tiny_checkpoint, tmp_path, mo
     assert_close(onnx_logits(onnx_file, x), expected, ONNX_REL, f"ONNX {shape}")
 
 
+@pytest.mark.slow
 def test_converted_acmix_resnet50_exports_to_mindir_with_parity(tmp_path):
     """An official-layout state dict -> convert -> export.py (1x3x224x224) -> GraphCell."""
     torch = pytest.importorskip("torch", reason="the official-layout model is PyTorch "

@@ -8,6 +8,7 @@ import sys
 
 import mindspore as ms
 import numpy as np
+import pytest
 from mindspore import Tensor
 
 from mindspore_acmix.models import ACmixResNet
@@ -24,6 +25,7 @@ np.save(sys.argv[3], graph(Tensor(np.load(sys.argv[2]))).asnumpy())
 """
 
 
+@pytest.mark.slow
 def test_mindir_loads_in_a_fresh_process(tmp_path):
     net = ACmixResNet([1, 1, 1, 1], k_att=3, head=2, num_classes=10)
     net.set_train(False)

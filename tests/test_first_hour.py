@@ -56,6 +56,7 @@ def user(tmp_path_factory):
     return work, work / "runs" / "tiny", proc
 
 
+@pytest.mark.slow
 def test_training_is_quiet_consistent_and_leaves_only_its_outputs(user):
     work, out, proc = user
     # MindSpore's warnings (device probing, graph compile, the skipped image's traceback)
@@ -77,6 +78,7 @@ def test_training_is_quiet_consistent_and_leaves_only_its_outputs(user):
     assert sorted(os.listdir(work)) == ["data", "runs", "tiny.yaml"]
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_runs_own_config_and_ctrl_c_says_where_it_stopped(user):
     work, out, _ = user
     # no --epochs: the run asked for 1 (its config.yaml), not the recipe's 2
@@ -142,6 +144,7 @@ def test_sigterm_from_this_process_is_ctrl_c_and_from_another_is_sigterm(tmp_pat
     assert child.returncode == code and stderr == f"stopped by {name}\n", stderr
 
 
+@pytest.mark.slow
 def test_a_missing_device_is_one_line_and_leaves_no_folder(user):
     work, out, _ = user
     missing = [d for d in DEVICES if d != "CPU" and not _is_available(d)]
@@ -250,6 +253,7 @@ def test_eta_covers_validation_and_the_rate_is_the_recorded_one(monkeypatch):
     assert progress.eta(1, 4) == pytest.approx(7.0)  # the last step: one measured validation
 
 
+@pytest.mark.slow
 def test_the_stem_max_pool_matches_torchs_padded_max_pool_and_exports_to_onnx(tmp_path):
     """Forward and backward against the padded MaxPool2d it replaces, then a 224x224
     resnet26 (width 8, for speed) through ONNX Runtime: MaxPool3DWithArgmax made every

@@ -114,6 +114,7 @@ def test_amp_o2_keeps_logits_mask_and_softmax_in_float32(pynative):
     assert_close(out, reference, 2e-2, "O2 output")
 
 
+@pytest.mark.slow
 def test_a_network_runs_what_its_device_needs():
     """Built for one device target and run under another: re-placed when called directly,
     a one-line error naming both inside a compiled graph, logged by describe_implementations;

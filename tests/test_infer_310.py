@@ -94,6 +94,7 @@ def check_rates(out, json_path):
     assert all(r["rate1"] != 0.5 for r in layers)
 
 
+@pytest.mark.slow
 def test_flow_on_digits_reports_eval_accuracy(tmp_path, tmp_path_factory, digits_subset):
     """train.py (the digits recipe on a subset of the digits images, 1 epoch without warm-up,
     eval resize 36 -> crop 32) -> eval.py -> docs/export.md's export and 310 commands, verbatim

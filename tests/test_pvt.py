@@ -25,7 +25,9 @@ PARAMS = {"pvt_tiny": 13_229_288, "pvt_small": 24_485_864,
           "pvt_acmix_tiny": 13_396_128, "pvt_acmix_small": 24_824_755}
 
 
-@pytest.mark.parametrize("acmix", [False, True], ids=["pvt", "pvt_acmix"])
+# plain PVT in the slow tier: PVT-ACmix runs every piece of it and more
+@pytest.mark.parametrize("acmix", [pytest.param(False, marks=pytest.mark.slow), True],
+                         ids=["pvt", "pvt_acmix"])
 def test_model_matches_the_reference_with_pvt_names(acmix):
     module = ref.PVT(acmix=acmix, **SMALL)
     golden, state = torch_golden(module, (2, 3, 64, 64))

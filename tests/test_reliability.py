@@ -164,6 +164,7 @@ def test_output_dir_is_locked_and_never_silently_reused(folder, tmp_path):
         Trainer(cfg, "CPU")
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_training_with_a_message_and_keeps_the_checkpoints(
         folder, tmp_path, monkeypatch, uninterrupted):
     """The shared run, extended by one epoch, finds the disk full when it saves it."""
@@ -263,6 +264,7 @@ def test_loss_scaling_skips_a_non_finite_step():
     assert not np.array_equal(net.weight.asnumpy(), before)
 
 
+@pytest.mark.slow
 def test_amp_runs_keep_their_loss_scale_across_resume(folder, tmp_path, monkeypatch):
     """AMP O2 with dynamic loss scaling (the Ascend/GPU path; config validation keeps it off
     CPU, the operators run here): the scale and its counter are saved and restored."""
@@ -339,6 +341,7 @@ class Run:
         return True
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_moment_then_resume_matches_an_uninterrupted_run(folder, tmp_path,
                                                                         uninterrupted):
     """Killed while writing epoch 2's checkpoint, then while copying it to last.ckpt, then at
@@ -388,6 +391,7 @@ def test_sigkill_at_any_moment_then_resume_matches_an_uninterrupted_run(folder, 
     assert int(entries(str(out / "last.ckpt"))["epoch"]) == RUN_EPOCHS
 
 
+@pytest.mark.slow
 def test_a_nan_loss_names_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, folder,
                                                                       uninterrupted):
     out = tmp_path / "run"
@@ -401,6 +405,7 @@ def test_a_nan_loss_names_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path,
                       if ".ckpt" in name}
 
 
+@pytest.mark.slow
 def test_broken_images_are_skipped_counted_and_leave_no_stray_files(broken_folder, tmp_path):
     """One epoch over a tree holding empty, truncated, text, GIF and README files: the run
     finishes, counts what it skipped, and writes nothing outside its output dir (under HOME

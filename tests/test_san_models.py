@@ -93,6 +93,7 @@ def san_acmix10():
     return net
 
 
+@pytest.mark.slow
 def test_san_acmix10_at_224_graph_mode_equals_the_unfold_reference(san_acmix10):
     """Graph mode at full size, against the unfold operators (the reference formulation)
     run op by op with the same weights: what compilation or the fast kernels could break

@@ -278,6 +278,7 @@ def official_swin_state(net):
     return state
 
 
+@pytest.mark.slow
 def test_cli_converts_an_official_swin_checkpoint(tmp_path, capsys):
     torch = pytest.importorskip("torch")
     source = create_model("swin_acmix_tiny", num_classes=5)

@@ -74,6 +74,7 @@ def test_acmix_matches_reference(args, shape, attn_impl):
                   f"ACmix{args} on {shape} [{attn_impl}]", FLOOR)
 
 
+@pytest.mark.slow
 def test_whole_acmix_resnet_eval_mode():
     """A small ACmix-ResNet with BatchNorm in eval mode, end to end through the converter,
     output and every gradient, with the reference attention ("unfold"; every implementation
