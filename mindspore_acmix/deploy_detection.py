@@ -30,8 +30,9 @@ def write_inputs(cfg, detector, out_dir, image_dir, labels_only=False):
     image_dir, for the validation split of cfg's COCO-layout data. Returns the image count."""
     from .data.detection import DetectionSplit
     from .deploy import ARGS_FILE, LABEL_FILE, write_bin
+    from .detection import image_targets
 
-    split = DetectionSplit(cfg, "val", detector.anchors, detector.train_cfg)
+    split = DetectionSplit(cfg, "val", detector.anchors, detector.train_cfg, assign=image_targets)
     spec, infer = detector.anchors, detector.test_cfg
     images = {}
     if not labels_only:

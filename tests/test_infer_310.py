@@ -194,7 +194,7 @@ def test_detector_flow_scores_its_raw_outputs_as_evaluation_does(tmp_path):
     from mindspore_acmix.data.detection import DetectionSplit
     from mindspore_acmix.data.digit_boxes import annotations
     from mindspore_acmix.deploy import MindIRRunner, export_network, prepare_for_export
-    from mindspore_acmix.detection import FlatOutputs, postprocess, split_outputs
+    from mindspore_acmix.detection import FlatOutputs, image_targets, postprocess, split_outputs
     from mindspore_acmix.detection.evaluation import coco_metrics, detection_rows
     from mindspore_acmix.engine.tasks import build_detector
 
@@ -226,7 +226,7 @@ def test_detector_flow_scores_its_raw_outputs_as_evaluation_does(tmp_path):
     assert (work / "preprocess_Result" / ARGS_FILE).read_text().strip() == "--image_size=32,64"
     got = last_json((work / "acc.log").read_text())
 
-    split = DetectionSplit(full, "val", det.anchors, det.train_cfg)
+    split = DetectionSplit(full, "val", det.anchors, det.train_cfg, assign=image_targets)
     runner, anchors, rows = MindIRRunner(mindir), det.anchors.level_anchors((32, 64)), []
     for index, record in enumerate(split.records):
         image, _, img_shape, (sx, sy) = split.sample(index)
