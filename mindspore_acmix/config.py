@@ -426,14 +426,12 @@ def check_segmentation(cfg, where):
     if any(s > c for s, c in zip(cfg["test_stride"], cfg["crop_size"])):
         raise ConfigError(f"{where}: test_stride {cfg['test_stride']} is larger than crop_size "
                           f"{cfg['crop_size']}: slide inference would leave pixels uncovered")
-    weights = cfg["class_weight"]
-    if weights is not None and len(weights) != cfg["num_classes"]:
-        raise ConfigError(f"{where}: class_weight has {len(weights)} weights for "
-                          f"{cfg['num_classes']} classes")
+    for key, items in (("class_weight", "weights"), ("class_names", "names")):
+        values = cfg[key]
+        if values is not None and len(values) != cfg["num_classes"]:
+            raise ConfigError(f"{where}: {key} has {len(values)} {items} for "
+                              f"{cfg['num_classes']} classes")
     names = cfg["class_names"]
-    if names is not None and len(names) != cfg["num_classes"]:
-        raise ConfigError(f"{where}: class_names has {len(names)} names for "
-                          f"{cfg['num_classes']} classes")
     if dataset == "digits" and names is None:
         from .data.digit_canvases import CLASS_NAMES
         cfg["class_names"] = list(CLASS_NAMES)
