@@ -31,10 +31,10 @@ def test_every_shipped_recipe_is_valid(path):
 
 
 def test_the_warm_up_is_shortened_only_by_a_change_of_the_recipe():
-    cfg = C.resolve(DEFAULT_CONFIG)  # 0.8 warm-up epochs of 4: 35 of 44 steps an epoch
+    cfg = C.resolve(DEFAULT_CONFIG)  # 0.8 warm-up epochs of 5: 35 of 44 steps an epoch
     assert warmup_steps(cfg, 44) == (35, False)
     assert warmup_steps(dict(cfg, epochs=3), 44) == (26, True)  # 20% of 3 epochs
-    assert warmup_steps(dict(cfg, warmup_epochs=0.9), 44) == (35, True)
+    assert warmup_steps(dict(cfg, warmup_epochs=1.1), 44) == (44, True)  # 20% of 5 epochs
 
 
 def test_shipped_recipes_cover_the_model_families():

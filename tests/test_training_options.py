@@ -106,3 +106,26 @@ def test_options_are_checked():
     notes = []
     assert check_sync_bn("GPU", 1, notes.append) is False and "no effect" in notes[0]
     assert check_sync_bn("Ascend", 8)
+
+
+def test_compiled_step_is_the_cell_at_its_jit_level():
+    """runtime.compiled: in graph mode the trainer calls its step Cell itself, carrying the
+    JitConfig (ms.jit around a Cell costs host time on every call), with the same updates
+    as the ms.jit-wrapped step it replaced."""
+    from mindspore_acmix.runtime import compiled, jit_level
+    (net, _, ours), (reference_net, _, reference) = make_step(1, 4), make_step(1, 4)
+    step = compiled(ours)
+    assert step is ours and step.jit_config_dict["jit_level"] == jit_level()
+    assert compiled(ours) is ours  # a second call keeps the first JitConfig
+    wrapped = ms.jit(reference)
+    rng = np.random.default_rng(3)
+    for n in range(3):
+        x = Tensor(rng.standard_normal((4, 6)).astype(np.float32))
+        y = Tensor(rng.integers(0, 3, 4).astype(np.int32))
+        loss, _ = step(x, y, step_key(0, 0, n))
+        expected, _ = wrapped(x, y, step_key(0, 0, n))
+        np.testing.assert_allclose(loss.asnumpy(), expected.asnumpy(), rtol=1e-6)
+    start, other = weights(make_step(1, 4)[0]), weights(reference_net)
+    for name, value in weights(net).items():
+        np.testing.assert_allclose(value, other[name], rtol=1e-6, atol=1e-7)
+        assert not np.allclose(value, start[name]), name  # the steps moved it

@@ -1,9 +1,8 @@
 """Evaluation of a network over a data split, summed over ranks."""
-import mindspore as ms
 import numpy as np
 from mindspore import Tensor
 
-from ..runtime import jit_level
+from ..runtime import compiled
 from .distributed import all_reduce_sum
 
 
@@ -12,7 +11,7 @@ class Evaluator:
 
     def __init__(self, net, split, world):
         self.net, self.split, self.world = net, split, world
-        self.forward = ms.jit(net, jit_level=jit_level())
+        self.forward = compiled(net)
 
     def run(self, epoch=0):
         self.net.set_train(False)
@@ -101,7 +100,7 @@ class DetectionEvaluator:
 
     def __init__(self, net, split, world):
         self.net, self.split, self.world = net, split, world
-        self.forward = ms.jit(net, jit_level=jit_level())
+        self.forward = compiled(net)
         self.level_anchors = net.anchors.level_anchors(split.pad_shape)
 
     def run(self, epoch=0):

@@ -14,7 +14,7 @@ from mindspore import ops
 
 from .. import config as config_lib
 from ..layers.placement import describe_implementations
-from ..runtime import jit_level
+from ..runtime import compiled
 from ..seeding import step_key
 from .accumulate import GradAccumulator, updates_per_epoch
 from .amp import mixed_precision, resolve_amp
@@ -80,7 +80,7 @@ class Trainer:
                 self.opt.parameters, accumulate, self.steps_per_epoch)
         self.ema = self.train_step.ema = (EMA(self.net, cfg["ema_decay"]) if cfg.get("ema")
                                           else None)
-        self.step = ms.jit(self.train_step, jit_level=jit_level())
+        self.step = compiled(self.train_step)
         self.evaluator = self.task.evaluator(self.net, self.val_split)
         self.state = RunState(cfg, self.net, self.opt, self.train_step.scaler, self.ema,
                               self.world, self.steps_per_epoch, self.out, self.log, self.task)
