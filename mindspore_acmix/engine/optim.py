@@ -116,7 +116,6 @@ class AdamW(nn.AdamWeightDecay):
                                      requires_grad=False)
         self.beta2_power = Parameter(Tensor([1.0], ms.float32), name="beta2_power",
                                      requires_grad=False)
-        self.base_eps = self.eps
 
     def construct(self, gradients):
         beta1_power = self.beta1_power * self.beta1
@@ -128,7 +127,7 @@ class AdamW(nn.AdamWeightDecay):
         weight_decay = self.get_weight_decay()
         lr = self.get_lr()
         self.assignadd(self.global_step, self.global_step_increase_tensor)
-        eps = self.base_eps * root
+        eps = self.eps * root
         done = ()
         for i in range(len(self._parameters)):
             if self.optim_filter[i]:
