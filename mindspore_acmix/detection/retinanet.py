@@ -7,6 +7,7 @@ from mindspore import nn
 from mindspore.common.initializer import Constant, Normal, XavierUniform, Zero, initializer
 
 from ..factory import create_model
+from ..layers.conv import SameConv2d
 from ..models.base import no_weight_decay_names
 from ..segmentation.necks import FPN
 from ..segmentation.segmentor import backbone_in_chans
@@ -47,8 +48,7 @@ class RetinaFPN(nn.Cell):
 def extra_conv(in_channels, out_channels):
     """mmdet FPN's extra level: a biased 3x3 stride-2 convolution (padding 1), Xavier
     uniform weights, zero bias."""
-    conv = nn.Conv2d(in_channels, out_channels, 3, stride=2, pad_mode="pad", padding=1,
-                     has_bias=True)
+    conv = SameConv2d(in_channels, out_channels, 3, stride=2, has_bias=True)
     conv.weight.set_data(initializer(XavierUniform(), conv.weight.shape, conv.weight.dtype))
     conv.bias.set_data(initializer(Zero(), conv.bias.shape, conv.bias.dtype))
     return conv
@@ -56,7 +56,7 @@ def extra_conv(in_channels, out_channels):
 
 def normal_conv(in_channels, out_channels, bias=0.0):
     """A biased 3x3 convolution with RetinaHead's init: weights N(0, 0.01), bias `bias`."""
-    conv = nn.Conv2d(in_channels, out_channels, 3, pad_mode="pad", padding=1, has_bias=True)
+    conv = SameConv2d(in_channels, out_channels, 3, has_bias=True)
     conv.weight.set_data(initializer(Normal(0.01), conv.weight.shape, conv.weight.dtype))
     conv.bias.set_data(initializer(Constant(bias) if bias else Zero(), conv.bias.shape,
                                    conv.bias.dtype))

@@ -38,7 +38,8 @@ def write_detections(examples, class_names, cfg, title, out_dir, min_score=0.3,
         ax.imshow(denormalise(image, cfg["mean"], cfg["std"])[:shape[0], :shape[1]],
                   interpolation="nearest")
         draw_boxes(ax, gt_boxes, gt_labels, colours, class_names, dashed=True)
-        shown = scores >= min_score
+        # ascending score: where boxes overlap, the best one's box and label are drawn on top
+        shown = [i for i in np.argsort(scores, kind="stable") if scores[i] >= min_score]
         draw_boxes(ax, boxes[shown], labels[shown], colours, class_names, scores[shown])
         ax.axis("off")
     fig.suptitle(f"{title} (dashed: true boxes; shown: score >= {min_score})", fontsize=9)

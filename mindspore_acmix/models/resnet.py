@@ -239,8 +239,8 @@ def resnet50(num_classes=1000, **kwargs):
 
 @register_model(default_cfg=model_cfg("this project: ACmix-ResNet for 32x32 inputs", **TINY_CFG))
 def acmix_resnet_tiny(num_classes=1000, **kwargs):
-    """For 32x32 inputs (the built-in digits run): one block per stage, width 16, 3x3 stem
-    (small_stem=False: ResNet's stride-4 stem, as the detection demo on 64x64 canvases)."""
+    """For 32x32 inputs (the built-in digits runs): one block per stage, width 16, 3x3 stem
+    (small_stem=False: ResNet's stride-4 stem, for larger inputs)."""
     kwargs.setdefault("small_stem", True)
     return ACmixResNet([1, 1, 1, 1], num_classes=num_classes, width=16, **kwargs)
 
