@@ -208,6 +208,26 @@ def test_detector_levels_and_anchors_on_a_non_square_input(tiny_detector, pynati
     assert abs(float(cls[3].asnumpy().mean()) - math.log(0.01 / 0.99)) < 0.05
 
 
+def test_every_detector_convolution_computes_as_matmuls_on_cpu(tiny_detector):
+    """MindSpore's CPU Conv2D is ~1 GMAC/s on the CI's AMD EPYC: RetinaNet's head as nn.Conv2d
+    made the digits demo's steps 3-7x slower. Every convolution of the neck and head is a
+    SameConv2d, which place_network sets to matmuls on CPU (the native kernel elsewhere)."""
+    from mindspore import nn
+
+    from mindspore_acmix.layers.conv import SameConv2d
+    from mindspore_acmix.layers.placement import implementations, place_network
+
+    det = tiny_detector
+    for part in (det.neck, det.bbox_head):
+        convs = [name for name, c in part.cells_and_names() if isinstance(c, nn.Conv2d)]
+        plain = [name for name, c in part.cells_and_names()
+                 if isinstance(c, nn.Conv2d) and not isinstance(c, SameConv2d)]
+        assert convs and not plain, plain
+    assert implementations(place_network(det, "CPU"))["convolution"] == ["matmul"]
+    assert implementations(place_network(det, "GPU"))["convolution"] == ["native"]
+    place_network(det, "CPU")
+
+
 def test_create_detector_errors_for_people():
     with pytest.raises(ValueError, match="unknown detection head 'fcos'"):
         create_detector("resnet_tiny", head="fcos")

@@ -1,18 +1,21 @@
 """The detection task end to end through train.py (slow: each run compiles the detector),
 on one shared run: a few digit canvases learned (the loss falls, AP50 rises to a stated
 value), and the run resumed from one of its own checkpoints (epoch RESUME_AT, before the lr
-step) ends with the same weights as the uninterrupted run. Sizes keep the file small (4
-canvases, one step an epoch, two compiles in all, EPOCHS + EPOCHS - RESUME_AT steps); the
-stop-and-resume mechanics (--stop-after) are the engine's, shared with classification."""
+step) ends with the same weights as the uninterrupted run, and its checkpoint and exported
+MindIR draw the same boxes (tools/predict_boxes.py). Sizes keep the file small (4 canvases,
+one step an epoch, EPOCHS + EPOCHS - RESUME_AT steps); the stop-and-resume mechanics
+(--stop-after) are the engine's, shared with classification."""
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO_DIR, run_script
+from conftest import REPO_DIR, run_script, script_env
 
 IMAGES = 4
 EPOCHS = 24  # steps too: one batch of 4 an epoch
@@ -104,3 +107,51 @@ def test_a_resumed_run_ends_with_the_same_weights(learned_run, tmp_path):
         np.testing.assert_array_equal(resumed[name].asnumpy(), whole[name].asnumpy(),
                                       err_msg=name)
     assert records(tmp_path / "resumed")[-1]["val_AP"] == records(learned_run)[-1]["val_AP"]
+
+
+def predict_boxes(*args):
+    """python -m mindspore_acmix.tools.predict_boxes ...: (its JSON, the process)."""
+    proc = subprocess.run([sys.executable, "-m", "mindspore_acmix.tools.predict_boxes", *args],
+                          capture_output=True, text=True, env=script_env(), cwd=REPO_DIR,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc
+
+
+def iou(a, b):
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
+
+
+@pytest.mark.slow
+def test_predicted_boxes_from_the_checkpoint_and_its_mindir(learned_run, few_canvases, tmp_path):
+    """docs/detection.md's prediction command on a learned canvas: boxes on the image, one
+    on each true box, and the exported MindIR gives the same ones through the same
+    postprocess."""
+    image = few_canvases / "val" / "0000.png"
+    checkpoint = str(learned_run / "best.ckpt")
+    found, proc = predict_boxes("--checkpoint", checkpoint, "--image", str(image), "--output",
+                                str(tmp_path / "ckpt.png"))
+    assert os.path.getsize(tmp_path / "ckpt.png") > 0 and "wrote" in proc.stderr
+    assert found and [b["score"] for b in found] == sorted((b["score"] for b in found),
+                                                           reverse=True)
+    coco = json.load(open(few_canvases / "annotations" / "instances_val.json"))
+    truth = [[x, y, x + w, y + h] for x, y, w, h in
+             (a["bbox"] for a in coco["annotations"] if a["image_id"] == 1)]
+    boxes = np.array([b["box"] for b in found])
+    assert boxes.min() >= 0 and boxes[:, 2:].max() <= 64, boxes  # clipped to the canvas
+    # every true box found (the run's AP50 is low from its scores, not from its boxes)
+    assert all(max(iou(b, t) for b in boxes) >= 0.5 for t in truth), (found, truth)
+
+    proc = run_script("export.py", "--config", str(learned_run / "config.yaml"), "--checkpoint",
+                      checkpoint, "--output", str(tmp_path / "det"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exported, _ = predict_boxes("--config", str(learned_run / "config.yaml"), "--mindir",
+                                str(tmp_path / "det.mindir"), "--image", str(image),
+                                "--output", str(tmp_path / "mindir.png"))
+    assert [b["class"] for b in exported] == [b["class"] for b in found]
+    np.testing.assert_allclose([b["box"] for b in exported], [b["box"] for b in found],
+                               atol=0.02)
+    np.testing.assert_allclose([b["score"] for b in exported], [b["score"] for b in found],
+                               atol=2e-4)

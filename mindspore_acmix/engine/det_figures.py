@@ -33,7 +33,8 @@ def write_detections(examples, class_names, cfg, title, out_dir, min_score=0.3,
         return
     colours = palette(len(class_names) + 1)[1:]  # palette's black is for a background class
     cols = min(len(examples), 4)
-    fig, axes = plt.subplots(1, cols, figsize=(3 * cols, 3.4), squeeze=False)
+    # the legend on a line of its own and room for it: one image's figure cut it off
+    fig, axes = plt.subplots(1, cols, figsize=(max(3 * cols, 4.5), 3.6), squeeze=False)
     for ax, (image, shape, boxes, scores, labels, gt_boxes, gt_labels) in zip(axes[0], examples):
         ax.imshow(denormalise(image, cfg["mean"], cfg["std"])[:shape[0], :shape[1]],
                   interpolation="nearest")
@@ -42,7 +43,10 @@ def write_detections(examples, class_names, cfg, title, out_dir, min_score=0.3,
         shown = [i for i in np.argsort(scores, kind="stable") if scores[i] >= min_score]
         draw_boxes(ax, boxes[shown], labels[shown], colours, class_names, scores[shown])
         ax.axis("off")
-    fig.suptitle(f"{title} (dashed: true boxes; shown: score >= {min_score})", fontsize=9)
+    legend = f"shown: score >= {min_score}"
+    if any(len(example[5]) for example in examples):
+        legend = "dashed: true boxes; " + legend
+    fig.suptitle(f"{title}\n({legend})", fontsize=9)
     fig.tight_layout()
     with atomic.writing(os.path.join(out_dir, name)) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
