@@ -8,6 +8,7 @@ import mindspore as ms
 from mindspore import Tensor
 
 from ..checks import ceil_div, int_pair
+from ..runtime import compiled
 
 MODES = ("whole", "slide")
 
@@ -79,6 +80,8 @@ class SegInferencer:
                  num_classes=None, size_divisor=32):
         if mode not in MODES:
             raise ValueError(f"unknown inference mode {mode!r}: choose one of {', '.join(MODES)}")
+        if ms.get_context("mode") == ms.GRAPH_MODE:
+            compiled(net)  # the run's jit_level, as every other evaluator's network
         self.net = net
         self.mode = mode
         self.crop = int_pair("crop", crop)
