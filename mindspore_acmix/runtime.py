@@ -44,8 +44,9 @@ def setup_runtime(device="auto", mode="graph"):
 def jit_level(device=None):
     """The compile level of compiled() (a Cell's JitConfig, or ms.jit's jit_level in PyNative
     mode), where MindSpore 2.10 reads it (its set_context(jit_config=...) is deprecated, and
-    jit_level "O2" with it; 2.10 documents "O0", the default, and "O1"): "O1" (common optimizations plus automatic operator fusion,
-    what graph-kernel fusion became) on Ascend, "O0" elsewhere."""
+    jit_level "O2" with it; 2.10 documents "O0", the default, and "O1"): "O1" (common
+    optimizations plus automatic operator fusion, what graph-kernel fusion became) on
+    Ascend, "O0" elsewhere."""
     return "O1" if (device or ms.get_context("device_target")) == "Ascend" else "O0"
 
 

@@ -41,9 +41,11 @@ def few_canvases(tmp_path_factory):
     return root
 
 
-def write_det_config(path, data_dir, **values):
+def write_det_config(path, data_dir, detector_kwargs=(), **values):
+    """The demo's config on `data_dir` with `values`; `detector_kwargs` update its own."""
     cfg = yaml.safe_load(open(os.path.join(REPO_DIR, "configs", "digits",
                                            "det_acmix_resnet_tiny.yaml")))
+    cfg["detector_kwargs"].update(detector_kwargs)
     cfg.update(model="resnet_tiny", dataset="coco", data_dir=str(data_dir), train_split="train",
                val_split="val", class_names=[str(d) for d in range(10)], batch_size=4,
                warmup_iters=4, num_workers=1, log_interval=2, device="CPU", **values)
@@ -61,14 +63,12 @@ def train_config(tmp_path, name, data_dir):
     The canvases at full size through ResNet's stride-4 stem (anchors from 16 pixels): in 24
     steps of 4 images this reached AP50 0.41, the demo's half-size geometry (built for 625
     steps of 16) 0.14-0.19 at lr 0.002-0.008."""
-    with open(os.path.join(REPO_DIR, "configs", "digits", "det_acmix_resnet_tiny.yaml")) as fh:
-        detector_kwargs = yaml.safe_load(fh)["detector_kwargs"]
     return write_det_config(tmp_path / f"{name}.yaml", data_dir, epochs=EPOCHS, lr=0.004,
                             lr_steps=[EPOCHS - 2], output_dir=str(tmp_path / name),
                             keep_checkpoints=EPOCHS - RESUME_AT + 1,
                             model_kwargs={"small_stem": False}, img_scale=[64, 64],
                             pad_size=[64, 64],
-                            detector_kwargs=dict(detector_kwargs, octave_base_scale=2))
+                            detector_kwargs={"octave_base_scale": 2})
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ def write_detections(examples, class_names, cfg, title, out_dir, min_score=0.3,
         draw_boxes(ax, boxes[shown], labels[shown], colours, class_names, scores[shown])
         ax.axis("off")
     legend = f"shown: score >= {min_score}"
-    if any(len(example[5]) for example in examples):
+    if any(len(gt_boxes) for *_, gt_boxes, _ in examples):
         legend = "dashed: true boxes; " + legend
     fig.suptitle(f"{title}\n({legend})", fontsize=9)
     fig.tight_layout()
